@@ -1,0 +1,183 @@
+"""The one place that turns a connection description into Azure SDK clients.
+
+Accepted forms (the same as the Functions host): a connection string,
+``UseDevelopmentStorage=true``, an account name or service URIs with an azure-identity
+credential, and the ``AzureWebJobsStorage`` / ``AzureWebJobsStorage__*`` settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.data.tables.aio import TableServiceClient
+from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.queue.aio import QueueServiceClient
+
+from .azurite import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+from .errors import ConfigurationError
+
+__all__ = ["DEVELOPMENT_STORAGE_CONNECTION_STRING", "StorageAccount"]
+
+DEVELOPMENT_STORAGE_CONNECTION_STRING = (
+    f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT_NAME};AccountKey={DEV_ACCOUNT_KEY};"
+    f"BlobEndpoint=http://127.0.0.1:10000/{DEV_ACCOUNT_NAME};"
+    f"QueueEndpoint=http://127.0.0.1:10001/{DEV_ACCOUNT_NAME};"
+    f"TableEndpoint=http://127.0.0.1:10002/{DEV_ACCOUNT_NAME};"
+)
+
+Credential = AzureNamedKeyCredential | AzureSasCredential | AsyncTokenCredential | str | None
+
+
+def _parse_connection_string(text: str) -> dict[str, str]:
+    parts: dict[str, str] = {}
+    for segment in text.strip().split(";"):
+        if not segment.strip():
+            continue
+        key, sep, value = segment.partition("=")
+        if not sep:
+            raise ConfigurationError(f"connection string segment {key.strip()!r} has no '='")
+        parts[key.strip().lower()] = value.strip()
+    return parts
+
+
+def _endpoint(parts: Mapping[str, str], service: str) -> str:
+    explicit = parts.get(f"{service}endpoint")
+    if explicit:
+        return explicit.rstrip("/")
+    account = parts.get("accountname")
+    if not account:
+        raise ConfigurationError(f"connection string has neither {service.capitalize()}Endpoint nor AccountName")
+    protocol = parts.get("defaultendpointsprotocol", "https")
+    suffix = parts.get("endpointsuffix", "core.windows.net")
+    return f"{protocol}://{account}.{service}.{suffix}"
+
+
+@dataclass(frozen=True)
+class StorageAccount:
+    """Endpoints plus one credential; creates fresh async clients on demand.
+
+    Clients are cheap to create and own their HTTP sessions, so callers create them once
+    per component and close them (``async with``) on shutdown.
+    """
+
+    blob_endpoint: str
+    queue_endpoint: str
+    table_endpoint: str
+    credential: Credential = None
+    account_name: str | None = None
+    client_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str, **client_kwargs: Any) -> StorageAccount:
+        """Parse a storage connection string; ``UseDevelopmentStorage=true`` means local Azurite."""
+        if not connection_string or not connection_string.strip():
+            raise ConfigurationError("the storage connection string is empty")
+        parts = _parse_connection_string(connection_string)
+        if parts.get("usedevelopmentstorage", "").lower() == "true":
+            parts = _parse_connection_string(DEVELOPMENT_STORAGE_CONNECTION_STRING)
+        credential: Credential = None
+        account = parts.get("accountname")
+        if account and parts.get("accountkey"):
+            credential = AzureNamedKeyCredential(account, parts["accountkey"])
+        elif parts.get("sharedaccesssignature"):
+            credential = AzureSasCredential(parts["sharedaccesssignature"].lstrip("?"))
+        if credential is None:
+            raise ConfigurationError("the connection string has no AccountKey or SharedAccessSignature")
+        return cls(
+            blob_endpoint=_endpoint(parts, "blob"),
+            queue_endpoint=_endpoint(parts, "queue"),
+            table_endpoint=_endpoint(parts, "table"),
+            credential=credential,
+            account_name=account,
+            client_kwargs=dict(client_kwargs),
+        )
+
+    @classmethod
+    def from_account_name(
+        cls, account_name: str, credential: AsyncTokenCredential | None = None, **client_kwargs: Any
+    ) -> StorageAccount:
+        """Identity-based access; ``DefaultAzureCredential`` unless a credential is given."""
+        if credential is None:
+            from azure.identity.aio import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        return cls(
+            blob_endpoint=f"https://{account_name}.blob.core.windows.net",
+            queue_endpoint=f"https://{account_name}.queue.core.windows.net",
+            table_endpoint=f"https://{account_name}.table.core.windows.net",
+            credential=credential,
+            account_name=account_name,
+            client_kwargs=dict(client_kwargs),
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Mapping[str, str] | None = None, *, name: str = "AzureWebJobsStorage"
+    ) -> StorageAccount:
+        """Resolve a Functions-style connection setting from ``settings`` (default: the environment).
+
+        ``{name}`` may hold a connection string; otherwise ``{name}__accountName`` or the
+        ``{name}__blobServiceUri`` / ``__queueServiceUri`` / ``__tableServiceUri`` trio selects
+        identity-based access (``{name}__clientId`` picks a user-assigned managed identity).
+        """
+        env = os.environ if settings is None else settings
+        value = env.get(name) or env.get(f"CUSTOMCONNSTR_{name}")
+        if value:
+            return cls.from_connection_string(value)
+        prefix = f"{name}__"
+        account = env.get(prefix + "accountName")
+        uris = {svc: env.get(f"{prefix}{svc}ServiceUri") for svc in ("blob", "queue", "table")}
+        if not account and not all(uris.values()):
+            raise ConfigurationError(
+                f"no storage connection configured: set {name} (a connection string or "
+                f"UseDevelopmentStorage=true) or {name}__accountName for identity-based access"
+            )
+        credential = _identity_credential(env.get(prefix + "clientId"), env.get(prefix + "credential"))
+        if account:
+            base = cls.from_account_name(account, credential)
+            blob, queue, table = base.blob_endpoint, base.queue_endpoint, base.table_endpoint
+        else:
+            blob, queue, table = (str(uris[s]).rstrip("/") for s in ("blob", "queue", "table"))
+        return cls(
+            blob_endpoint=uris["blob"] or blob,
+            queue_endpoint=uris["queue"] or queue,
+            table_endpoint=uris["table"] or table,
+            credential=credential,
+            account_name=account,
+        )
+
+    def queue_service(self) -> QueueServiceClient:
+        return QueueServiceClient(self.queue_endpoint, credential=self.credential, **self.client_kwargs)
+
+    def table_service(self) -> TableServiceClient:
+        return TableServiceClient(self.table_endpoint, credential=self.credential, **self.client_kwargs)  # type: ignore[arg-type]
+
+    def blob_service(self) -> BlobServiceClient:
+        return BlobServiceClient(self.blob_endpoint, credential=self.credential, **self.client_kwargs)
+
+    def with_client_kwargs(self, **client_kwargs: Any) -> StorageAccount:
+        """A copy whose clients get extra keyword arguments (e.g. ``per_call_policies``)."""
+        merged = {**self.client_kwargs, **client_kwargs}
+        return StorageAccount(
+            self.blob_endpoint,
+            self.queue_endpoint,
+            self.table_endpoint,
+            self.credential,
+            self.account_name,
+            merged,
+        )
+
+
+def _identity_credential(client_id: str | None, kind: str | None) -> AsyncTokenCredential:
+    if kind and kind.lower() == "managedidentity":
+        from azure.identity.aio import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=client_id)
+    from azure.identity.aio import DefaultAzureCredential
+
+    return DefaultAzureCredential(managed_identity_client_id=client_id)

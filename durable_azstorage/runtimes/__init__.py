@@ -1,0 +1,1 @@
+"""Adapters that run user code (see docs/architecture.md)."""
