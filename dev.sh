@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The project's two commands. Each one does all set-up on a fresh machine
+# (Python >= 3.10, Node 20 + npm): virtualenv, package with extras, pinned Azurite.
+#
+#   ./dev.sh demo    run the demo: embedded Azurite + worker + sample orchestrations
+#   ./dev.sh test    run the quality gates: ruff, mypy --strict, pytest (unit, integration, e2e)
+#
+# Extra arguments after `test` go to pytest, after `demo` to `durable-azstorage demo`.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON="${PYTHON:-python3}"
+VENV="${DURABLE_AZSTORAGE_VENV:-.venv}"
+
+setup() {
+  "$PYTHON" - <<'PY' || { echo "Python >= 3.10 is required (set PYTHON=...)" >&2; exit 2; }
+import sys
+sys.exit(0 if sys.version_info >= (3, 10) else 1)
+PY
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  local stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev,functions]"
+    rm -f "$VENV"/.installed-*
+    touch "$stamp"
+  fi
+  # Installs the Azurite pinned by durable_azstorage/_azurite/package-lock.json (npm ci, once).
+  "$VENV/bin/durable-azstorage" azurite --install-only
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  demo)
+    setup
+    exec "$VENV/bin/durable-azstorage" demo "$@"
+    ;;
+  test)
+    setup
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/mypy" --strict durable_azstorage
+    exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh demo | ./dev.sh test [pytest args]" >&2
+    exit 2
+    ;;
+esac
