@@ -1,0 +1,139 @@
+"""One settings object for the worker, with the DTAS defaults and host.json names.
+
+Defaults follow DurableTask.AzureStorage (runtime-algorithms.md §1.2) except where noted;
+``from_host_json`` maps the Durable Functions ``extensions.durableTask`` section onto it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from typing import Any
+
+from .errors import ConfigurationError
+from .storage.names import DEFAULT_PARTITION_COUNT, validate_partition_count, validate_task_hub_name
+
+__all__ = ["WorkerSettings"]
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _timespan(value: Any, key: str) -> timedelta:
+    """host.json time spans are ``[d.]hh:mm:ss[.fff]`` strings; numbers mean seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key}: expected a time span like '00:00:30', got {value!r}")
+    text = value.strip()
+    days = 0
+    head, sep, rest = text.partition(".")
+    if sep and ":" in rest and head.isdigit():
+        days, text = int(head), rest
+    parts = text.split(":")
+    try:
+        if len(parts) != 3:
+            raise ValueError(text)
+        hours, minutes, seconds = int(parts[0]), int(parts[1]), float(parts[2])
+    except ValueError as exc:
+        raise ConfigurationError(f"{key}: expected a time span like '00:00:30', got {value!r}") from exc
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything a worker host can tune. Field names are Pythonic; host.json names map on."""
+
+    task_hub_name: str = "DefaultTaskHub"
+    partition_count: int = DEFAULT_PARTITION_COUNT
+    worker_id: str = field(default_factory=_default_worker_id)
+    control_queue_batch_size: int = 32
+    # DF uses 256 (DTAS 64); a smaller buffer means fewer messages re-appearing after the
+    # visibility timeout while they wait in memory, which is the safer default for Python.
+    control_queue_buffer_threshold: int = 64
+    control_queue_visibility_timeout: timedelta = timedelta(minutes=5)
+    work_item_queue_visibility_timeout: timedelta = timedelta(minutes=5)
+    max_concurrent_activities: int = 10
+    max_concurrent_orchestrations: int = 100
+    max_queue_polling_interval: timedelta = timedelta(seconds=30)
+    lease_interval: timedelta = timedelta(seconds=30)
+    lease_acquire_interval: timedelta = timedelta(seconds=10)
+    lease_claim_duration: timedelta = timedelta(minutes=1)
+    drain_timeout: timedelta = timedelta(seconds=60)
+    history_cache_size: int = 1000
+    # Not in DTAS (it retries poison messages forever): after this many dequeues a message
+    # is moved to the {Hub}Poison table where `durable-azstorage poison` can inspect it.
+    poison_dequeue_threshold: int = 20
+    max_timer_interval: timedelta = timedelta(days=3)
+    max_short_timer: timedelta = timedelta(days=6)
+    entity_max_batch_size: int = 50
+
+    def __post_init__(self) -> None:
+        validate_task_hub_name(self.task_hub_name)
+        validate_partition_count(self.partition_count)
+        if not 1 <= self.control_queue_batch_size <= 32:
+            raise ConfigurationError("control_queue_batch_size must be 1..32 (the queue service maximum)")
+        for name in ("max_concurrent_activities", "max_concurrent_orchestrations", "poison_dequeue_threshold"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
+        if self.lease_interval <= timedelta(0) or self.lease_acquire_interval <= timedelta(0):
+            raise ConfigurationError("lease intervals must be positive")
+
+    def with_changes(self, **changes: Any) -> WorkerSettings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_host_json(cls, host_json: Mapping[str, Any], **overrides: Any) -> WorkerSettings:
+        """Read ``extensions.durableTask`` of a Functions host.json (v2 names, case-insensitive)."""
+        section = _ci(_ci(host_json, "extensions"), "durableTask")
+        storage = _ci(section, "storageProvider")
+        values: dict[str, Any] = {}
+        hub = _ci_value(section, "hubName")
+        if hub is not None:
+            values["task_hub_name"] = str(hub)
+        mapping = {
+            "partitionCount": ("partition_count", int),
+            "controlQueueBatchSize": ("control_queue_batch_size", int),
+            "controlQueueBufferThreshold": ("control_queue_buffer_threshold", int),
+            "maxQueuePollingInterval": ("max_queue_polling_interval", _timespan),
+            "controlQueueVisibilityTimeout": ("control_queue_visibility_timeout", _timespan),
+            "workItemQueueVisibilityTimeout": ("work_item_queue_visibility_timeout", _timespan),
+        }
+        for key, (attr, convert) in mapping.items():
+            raw = _ci_value(storage, key)
+            if raw is not None:
+                values[attr] = convert(raw, key) if convert is _timespan else convert(raw)
+        for key, attr in (
+            ("maxConcurrentActivityFunctions", "max_concurrent_activities"),
+            ("maxConcurrentOrchestratorFunctions", "max_concurrent_orchestrations"),
+        ):
+            raw = _ci_value(section, key)
+            if raw is not None:
+                values[attr] = int(raw)
+        values.update(overrides)
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigurationError(f"unknown worker settings: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+def _ci(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = _ci_value(mapping, key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"host.json: {key} must be an object")
+    return value
+
+
+def _ci_value(mapping: Mapping[str, Any], key: str) -> Any:
+    lowered = key.lower()
+    for k, v in mapping.items():
+        if k.lower() == lowered:
+            return v
+    return None

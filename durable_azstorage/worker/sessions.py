@@ -1,0 +1,99 @@
+"""Groups dequeued control messages per instance and hands out one batch per instance at a time.
+
+Why: an orchestration must never run two episodes at once on one worker, and messages that
+arrive while an episode runs must wait for it (then run as the next batch) rather than
+start a second episode on stale history (DTAS OrchestrationSessionManager semantics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+__all__ = ["InstanceBatch", "SessionManager"]
+
+M = TypeVar("M")
+
+
+@dataclass
+class InstanceBatch(Generic[M]):
+    """Messages for one instance from one control queue, processed as one episode."""
+
+    instance_id: str
+    queue_name: str
+    messages: list[M] = field(default_factory=list)
+
+
+class SessionManager(Generic[M]):
+    """Pending batches per instance, a ready queue, and the set of instances being processed.
+
+    ``capacity`` is the control-queue buffer threshold: pumps wait in :meth:`wait_for_room`
+    while this many messages are held, so prefetch never outruns processing.
+    """
+
+    def __init__(self, instance_of: Callable[[M], str], *, capacity: int) -> None:
+        self._instance_of = instance_of
+        self._capacity = capacity
+        self._pending: dict[str, InstanceBatch[M]] = {}
+        self._active: set[str] = set()
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._held = 0
+        self._room = asyncio.Condition()
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    async def wait_for_room(self) -> None:
+        async with self._room:
+            await self._room.wait_for(lambda: self._held < self._capacity)
+
+    def add(self, queue_name: str, messages: Iterable[M]) -> None:
+        for message in messages:
+            instance_id = self._instance_of(message)
+            batch = self._pending.get(instance_id)
+            if batch is None:
+                batch = self._pending[instance_id] = InstanceBatch(instance_id, queue_name)
+                if instance_id not in self._active:
+                    self._ready.put_nowait(instance_id)
+            batch.messages.append(message)
+            self._held += 1
+
+    async def next_batch(self) -> InstanceBatch[M]:
+        """Wait for an instance with pending messages that is not already being processed."""
+        while True:
+            instance_id = await self._ready.get()
+            batch = self._pending.pop(instance_id, None)
+            if batch is None or instance_id in self._active:
+                if batch is not None:
+                    self._pending[instance_id] = batch
+                continue
+            self._active.add(instance_id)
+            return batch
+
+    async def complete(self, batch: InstanceBatch[M]) -> None:
+        """Mark the batch's messages as no longer held and let queued follow-ups run."""
+        self._active.discard(batch.instance_id)
+        if batch.instance_id in self._pending:
+            self._ready.put_nowait(batch.instance_id)
+        await self._release(len(batch.messages))
+
+    def drop_queue(self, queue_name: str) -> list[M]:
+        """Forget pending (not active) batches of a lost partition; returns their messages."""
+        dropped: list[M] = []
+        for instance_id, batch in list(self._pending.items()):
+            if batch.queue_name == queue_name:
+                dropped.extend(batch.messages)
+                del self._pending[instance_id]
+        self._held -= len(dropped)
+        return dropped
+
+    def is_active(self, instance_id: str) -> bool:
+        return instance_id in self._active
+
+    async def _release(self, count: int) -> None:
+        async with self._room:
+            self._held -= count
+            self._room.notify_all()
