@@ -10,6 +10,7 @@ from durable_azstorage.errors import ConfigurationError
 from durable_azstorage.settings import WorkerSettings
 from durable_azstorage.worker.dispatcher import Dispatcher
 from durable_azstorage.worker.sessions import SessionManager
+from tests.helpers import eventually
 
 
 async def test_dispatcher_respects_concurrency_and_survives_errors() -> None:
@@ -32,7 +33,7 @@ async def test_dispatcher_respects_concurrency_and_survives_errors() -> None:
 
     dispatcher: Dispatcher[int] = Dispatcher("t", items.get, process, concurrency=4)
     dispatcher.start()
-    await asyncio.wait_for(_until(lambda: len(done) == 19), 5)
+    await eventually(lambda: len(done) == 19, timeout=5, interval=0.001)
     await dispatcher.stop()
     assert peak <= 4
     assert sorted(done) == [i for i in range(20) if i != 3]
@@ -50,7 +51,7 @@ async def test_dispatcher_stop_drains_running_items() -> None:
 
     dispatcher: Dispatcher[int] = Dispatcher("t", items.get, process, concurrency=2)
     dispatcher.start()
-    await asyncio.wait_for(_until(lambda: dispatcher.active == 1), 5)
+    await eventually(lambda: dispatcher.active == 1, timeout=5, interval=0.001)
     stopping = asyncio.create_task(dispatcher.stop(drain_timeout=5))
     gate.set()
     await stopping
@@ -113,8 +114,3 @@ def test_settings_validation(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         WorkerSettings(**bad)  # type: ignore[arg-type]
 
-
-async def _until(predicate: object) -> None:
-    assert callable(predicate)
-    while not predicate():
-        await asyncio.sleep(0.001)
