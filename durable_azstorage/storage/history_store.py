@@ -1,0 +1,426 @@
+"""The ``{hub}History`` table: load, checkpoint and purge one instance's history.
+
+Layout and algorithms follow DurableTask.AzureStorage exactly (storage-layout.md §2,
+runtime-algorithms.md §2.3/§2.5) so that .NET and Python workers can share a task hub:
+rows are keyed by the escaped instance id and an ``X16`` sequence number, a ``sentinel``
+row carries the ETag that serialises writers, and oversized string columns live in gzip
+blobs referenced by ``{Prop}BlobName`` columns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.data.tables import TableEntity, UpdateMode
+from azure.data.tables.aio import TableClient
+
+from ..errors import CheckpointConflictError
+from ..model import HistoryEvent
+from . import table_codec as codec
+from .blobs import LargePayloadStore
+from .history_rewind import MarkPending, rewind_history
+from .partitioning import SENTINEL_ROW_KEY, escape_partition_key, history_row_key
+
+__all__ = [
+    "MAX_EVENTS_PER_TRANSACTION",
+    "MAX_TRANSACTION_ESTIMATE_BYTES",
+    "HistoryLoad",
+    "HistoryStore",
+    "OffloadedProperty",
+    "odata_string",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_EVENTS_PER_TRANSACTION = 99
+"""History rows per entity-group transaction; the sentinel makes it Azure's limit of 100."""
+
+MAX_TRANSACTION_ESTIMATE_BYTES = 3 * 1024 * 1024
+"""DTAS flushes once its size estimate *exceeds* 3 MiB, keeping clear of the 4 MiB limit."""
+
+PURGE_BATCH_SIZE = 100
+PURGE_PARALLEL_BATCHES = 10
+
+_EXECUTION_ID = "ExecutionId"
+_CHECKPOINT_COMPLETED = "CheckpointCompletedTimestamp"
+_IS_CHECKPOINT_COMPLETE = "IsCheckpointComplete"
+_CONFLICT_STATUSES = frozenset({409, 412})
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal; doubling quotes is the only escape the Table service needs."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass
+class HistoryLoad:
+    """One instance's current history, plus what a later checkpoint needs to commit on top.
+
+    ``etag`` is the sentinel's even when the history is treated as empty (an expected
+    execution id that is not the current one), because the next checkpoint must still
+    merge the existing sentinel rather than try to insert a second one.
+    """
+
+    events: list[HistoryEvent]
+    execution_id: str | None
+    etag: str | None
+    checkpoint_completed_at: datetime | None = None
+    is_checkpoint_complete: bool | None = None
+    blob_names: list[str] = field(default_factory=list)
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.events)
+
+
+@dataclass(frozen=True)
+class OffloadedProperty:
+    """A history column that a checkpoint moved to a blob.
+
+    The Instances row points at the same blob (by URL) instead of uploading the value a
+    second time, exactly like DTAS ``SetInstancesTablePropertyFromHistoryProperty``.
+    """
+
+    sequence_number: int
+    event_type: str
+    property_name: str
+    blob_name: str
+
+
+class HistoryStore:
+    """Reads and writes the History table of one task hub (one ``TableClient``)."""
+
+    def __init__(self, table_client: TableClient, payloads: LargePayloadStore) -> None:
+        self._table = table_client
+        self._payloads = payloads
+
+    @property
+    def table_name(self) -> str:
+        return str(self._table.table_name)
+
+    # ------------------------------------------------------------------ load
+
+    async def load(self, instance_id: str, expected_execution_id: str | None = None) -> HistoryLoad:
+        """``GetHistoryEventsAsync``: the newest generation, cut at the first foreign row.
+
+        ContinueAsNew and re-creation overwrite rows from RowKey 0 without deleting the tail
+        of a longer, older generation, so the sentinel's ExecutionId decides which rows count.
+        """
+        entities = await self._query_partition(instance_id, expected_execution_id)
+        sentinel = next((e for e in reversed(entities) if e.get("RowKey") == SENTINEL_ROW_KEY), None)
+        sentinel_execution_id = _str_or_none(sentinel.get(_EXECUTION_ID)) if sentinel is not None else None
+        result = HistoryLoad(events=[], execution_id=expected_execution_id, etag=_etag_of(sentinel))
+        if sentinel is not None:
+            completed_at = sentinel.get(_CHECKPOINT_COMPLETED)
+            result.checkpoint_completed_at = completed_at if isinstance(completed_at, datetime) else None
+            complete = sentinel.get(_IS_CHECKPOINT_COMPLETE)
+            result.is_checkpoint_complete = complete if isinstance(complete, bool) else None
+        if entities and (expected_execution_id is None or expected_execution_id == sentinel_execution_id):
+            execution_id = sentinel_execution_id or _str_or_none(entities[0].get(_EXECUTION_ID))
+            rows = _current_generation(entities, execution_id)
+            result.blob_names = await self._inflate_large_properties(rows)
+            result.events = [codec.entity_to_history_event(row) for row in rows]
+            result.execution_id = execution_id
+        log.debug(
+            "FetchedInstanceHistory instance=%s execution=%s events=%d rows=%d etag=%s",
+            instance_id,
+            result.execution_id,
+            len(result.events),
+            len(entities),
+            result.etag,
+        )
+        return result
+
+    async def _query_partition(self, instance_id: str, expected_execution_id: str | None) -> list[TableEntity]:
+        query = f"PartitionKey eq {odata_string(escape_partition_key(instance_id))}"
+        if expected_execution_id:
+            query += (
+                f" and (RowKey eq {odata_string(SENTINEL_ROW_KEY)}"
+                f" or {_EXECUTION_ID} eq {odata_string(expected_execution_id)})"
+            )
+        entities = [entity async for entity in self._table.query_entities(query)]
+        # The service already returns RowKey order; sorting keeps the cut-off rule honest
+        # even if a proxy or emulator does not.
+        entities.sort(key=lambda e: str(e.get("RowKey", "")))
+        return entities
+
+    async def _inflate_large_properties(self, rows: Sequence[TableEntity]) -> list[str]:
+        """Replace every ``{Prop}BlobName`` column by the blob's text, in place."""
+        jobs: list[tuple[TableEntity, str, str]] = []
+        for row in rows:
+            for prop in codec.LARGE_PROPERTY_CANDIDATES:
+                blob_name = row.get(codec.blob_name_property(prop))
+                if isinstance(blob_name, str) and blob_name:
+                    jobs.append((row, prop, blob_name))
+        if not jobs:
+            return []
+        texts = await asyncio.gather(*(self._download_property(name) for _, _, name in jobs))
+        for (row, prop, blob_name), text in zip(jobs, texts, strict=True):
+            row[prop] = text
+            del row[codec.blob_name_property(prop)]
+            log.debug("HistoryPropertyInflated blob=%s property=%s", blob_name, prop)
+        return [name for _, _, name in jobs]
+
+    async def _download_property(self, blob_name: str) -> str:
+        try:
+            return await self._payloads.download_text(blob_name)
+        except ResourceNotFoundError:
+            log.error("HistoryBlobMissing blob=%s", blob_name)
+            raise
+
+    # ------------------------------------------------------------ checkpoint
+
+    async def checkpoint(
+        self,
+        instance_id: str,
+        execution_id: str,
+        *,
+        all_event_count: int,
+        new_events: Sequence[HistoryEvent],
+        etag: str | None,
+        now: datetime,
+        offloaded: list[OffloadedProperty] | None = None,
+    ) -> str:
+        """Append ``new_events`` (the tail of a history of ``all_event_count`` events).
+
+        Returns the sentinel's new ETag. Raises :class:`CheckpointConflictError` when the
+        sentinel changed (412) or appeared (409) underneath us: another worker owns the
+        instance and nothing more may be written. A new generation (ContinueAsNew,
+        re-create) passes its whole history as ``new_events`` and the previous ETag.
+        Blobs created for oversized columns are appended to ``offloaded`` if given.
+        """
+        first_sequence = all_event_count - len(new_events)
+        if first_sequence < 0:
+            raise ValueError(f"all_event_count={all_event_count} is smaller than len(new_events)={len(new_events)}")
+        if not new_events:
+            if etag is None:
+                raise ValueError("a checkpoint without new events needs an existing sentinel ETag")
+            return etag
+        partition_key = escape_partition_key(instance_id)
+        entities = [
+            self._history_entity(event, instance_id, partition_key, first_sequence + i, execution_id)
+            for i, event in enumerate(new_events)
+        ]
+        blobs = await self._offload_large_properties(entities, first_sequence)
+        if offloaded is not None:
+            offloaded.extend(blobs)
+        current_etag = etag
+        for batch, is_final in _batches(entities):
+            current_etag = await self._commit_batch(
+                instance_id, execution_id, batch, current_etag, now if is_final else None, all_event_count
+            )
+        assert current_etag is not None  # at least one batch was committed
+        return current_etag
+
+    @staticmethod
+    def _history_entity(
+        event: HistoryEvent, instance_id: str, partition_key: str, sequence_number: int, execution_id: str
+    ) -> dict[str, Any]:
+        entity = codec.history_event_to_entity(
+            event, instance_id=instance_id, sequence_number=sequence_number, execution_id=execution_id
+        )
+        entity["PartitionKey"] = partition_key
+        entity["RowKey"] = history_row_key(sequence_number)
+        entity[_EXECUTION_ID] = execution_id
+        return entity
+
+    async def _offload_large_properties(
+        self, entities: Sequence[dict[str, Any]], first_sequence: int
+    ) -> list[OffloadedProperty]:
+        """Upload oversized columns before any row is written (DTAS ``CompressLargeMessageAsync``).
+
+        Blob names carry a random suffix, so a losing split-brain writer never overwrites the
+        blob a committed row points to.
+        """
+        plan: list[OffloadedProperty] = []
+        for offset, entity in enumerate(entities):
+            event_type = str(entity.get("EventType", ""))
+            for prop in codec.oversized_properties(entity):
+                name = codec.history_property_blob_name(entity["PartitionKey"], entity["RowKey"], event_type, prop)
+                plan.append(OffloadedProperty(first_sequence + offset, event_type, prop, name))
+        if not plan:
+            return []
+        await asyncio.gather(
+            *(
+                self._payloads.upload_text(
+                    item.blob_name, str(entities[item.sequence_number - first_sequence][item.property_name])
+                )
+                for item in plan
+            )
+        )
+        for item in plan:
+            entity = entities[item.sequence_number - first_sequence]
+            entity[item.property_name] = ""
+            entity[codec.blob_name_property(item.property_name)] = item.blob_name
+            log.info(
+                "HistoryPropertyOffloaded row=%s/%s property=%s blob=%s",
+                entity["PartitionKey"],
+                entity["RowKey"],
+                item.property_name,
+                item.blob_name,
+            )
+        return plan
+
+    async def _commit_batch(
+        self,
+        instance_id: str,
+        execution_id: str,
+        batch: Sequence[dict[str, Any]],
+        etag: str | None,
+        completed_at: datetime | None,
+        all_event_count: int,
+    ) -> str:
+        """One entity-group transaction: the rows plus the sentinel that guards them."""
+        sentinel = codec.sentinel_entity(
+            instance_id, execution_id, checkpoint_complete=completed_at is not None, completed_at=completed_at
+        )
+        sentinel["PartitionKey"] = batch[0]["PartitionKey"]
+        sentinel["RowKey"] = SENTINEL_ROW_KEY
+        if completed_at is None:
+            # Intermediate batches must leave the previous completion time in place (merge).
+            sentinel.pop(_CHECKPOINT_COMPLETED, None)
+        operations: list[tuple[Any, ...]] = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in batch]
+        if etag is None:
+            operations.append(("create", sentinel))
+        else:
+            operations.append(
+                (
+                    "update",
+                    sentinel,
+                    {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": MatchConditions.IfNotModified},
+                )
+            )
+        try:
+            results = await self._table.submit_transaction(operations)
+        except HttpResponseError as exc:
+            if exc.status_code in _CONFLICT_STATUSES:
+                log.warning(
+                    "SplitBrainDetected instance=%s execution=%s new_events=%d total_events=%d status=%s etag=%s",
+                    instance_id,
+                    execution_id,
+                    len(batch),
+                    all_event_count,
+                    exc.status_code,
+                    etag or "",
+                )
+                raise CheckpointConflictError(
+                    f"history of instance {instance_id!r} was changed by another writer "
+                    f"(HTTP {exc.status_code}); abandon this work item"
+                ) from exc
+            raise
+        new_etag = _str_or_none(results[-1].get("etag"))
+        if new_etag is None:
+            raise RuntimeError("the Table service returned no ETag for the history sentinel")
+        log.debug(
+            "AppendedInstanceHistory instance=%s execution=%s rows=%d final=%s etag=%s->%s",
+            instance_id,
+            execution_id,
+            len(batch),
+            completed_at is not None,
+            etag,
+            new_etag,
+        )
+        return new_etag
+
+    # --------------------------------------------------------------- cleanup
+
+    async def delete_blobs(self, names: Iterable[str]) -> int:
+        """Delete blobs of a replaced generation; only call after the new history committed."""
+        unique = sorted(set(names))
+        if not unique:
+            return 0
+        deleted = await asyncio.gather(*(self._payloads.delete(name) for name in unique))
+        count = sum(1 for ok in deleted if ok)
+        log.debug("HistoryBlobsDeleted requested=%d deleted=%d", len(unique), count)
+        return count
+
+    async def purge(self, instance_id: str) -> int:
+        """Delete every history row of the instance (sentinel included); returns rows deleted.
+
+        Batches of 100 run up to 10 at a time; a batch that hits 404 (a concurrent purge got
+        there first) is retried row by row, skipping rows that are already gone.
+        """
+        query = f"PartitionKey eq {odata_string(escape_partition_key(instance_id))}"
+        keys = [
+            {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]}
+            async for e in self._table.query_entities(query, select=["PartitionKey", "RowKey"])
+        ]
+        chunks = [keys[i : i + PURGE_BATCH_SIZE] for i in range(0, len(keys), PURGE_BATCH_SIZE)]
+        limiter = asyncio.Semaphore(PURGE_PARALLEL_BATCHES)
+
+        async def run(chunk: list[dict[str, str]]) -> int:
+            async with limiter:
+                return await self._delete_chunk(chunk)
+
+        deleted = sum(await asyncio.gather(*(run(chunk) for chunk in chunks)))
+        log.info("HistoryPurged instance=%s rows=%d", instance_id, deleted)
+        return deleted
+
+    async def _delete_chunk(self, chunk: list[dict[str, str]]) -> int:
+        try:
+            await self._table.submit_transaction([("delete", key) for key in chunk])
+            return len(chunk)
+        except HttpResponseError as exc:
+            if exc.status_code != 404:
+                raise
+        deleted = 0
+        for key in chunk:
+            # A one-row transaction, unlike ``delete_entity``, reports 404 instead of hiding it.
+            try:
+                await self._table.submit_transaction([("delete", key)])
+                deleted += 1
+            except HttpResponseError as exc:
+                if exc.status_code != 404:
+                    raise
+        return deleted
+
+    # ----------------------------------------------------------------- rewind
+
+    async def rewrite_rows_for_rewind(self, instance_id: str, mark_pending: MarkPending | None = None) -> list[str]:
+        """DTAS legacy rewind (see :mod:`.history_rewind`); returns the failed leaf instances."""
+        return await rewind_history(self._table, instance_id, mark_pending)
+
+
+def _batches(entities: Sequence[dict[str, Any]]) -> Iterable[tuple[list[dict[str, Any]], bool]]:
+    """Split rows like ``UpdateStateAsync``: 99 rows or an estimate above 3 MiB per batch.
+
+    The flag says whether the batch is the final one (the one that completes the checkpoint).
+    """
+    batch: list[dict[str, Any]] = []
+    estimate = 0
+    for index, entity in enumerate(entities):
+        batch.append(entity)
+        estimate += codec.estimate_entity_size(entity)
+        is_last = index == len(entities) - 1
+        if len(batch) == MAX_EVENTS_PER_TRANSACTION or estimate > MAX_TRANSACTION_ESTIMATE_BYTES or is_last:
+            yield batch, is_last
+            batch, estimate = [], 0
+
+
+def _current_generation(entities: Sequence[TableEntity], execution_id: str | None) -> list[TableEntity]:
+    rows: list[TableEntity] = []
+    for entity in entities:
+        if _str_or_none(entity.get(_EXECUTION_ID)) != execution_id:
+            break  # the rest is an older, longer generation not yet overwritten
+        if entity.get("RowKey") == SENTINEL_ROW_KEY:
+            continue
+        rows.append(entity)
+    return rows
+
+
+def _etag_of(entity: TableEntity | None) -> str | None:
+    if entity is None:
+        return None
+    metadata: Mapping[str, Any] = entity.metadata
+    return _str_or_none(metadata.get("etag"))
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
