@@ -75,13 +75,20 @@ def _fraction(value: datetime) -> str:
     return f".{digits}" if digits else ""
 
 
+def _seconds(value: datetime) -> str:
+    """``yyyy-MM-ddTHH:mm:ss``; not strftime, whose ``%Y`` does not zero-pad years < 1000 on glibc."""
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
+
+
 def format_datetime(value: datetime) -> str:
     """A UTC ``DateTime`` as Newtonsoft writes it with RoundtripKind (always a ``Z``).
 
     Writing ``Z`` matters: an explicit offset is read back by .NET as a Local-kind value.
     """
     utc = to_utc(value)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}{_fraction(utc)}Z"
+    return f"{_seconds(utc)}{_fraction(utc)}Z"
 
 
 def format_datetime_offset(value: datetime) -> str:
@@ -90,7 +97,7 @@ def format_datetime_offset(value: datetime) -> str:
     offset = aware.utcoffset() or timedelta(0)
     sign = "-" if offset < timedelta(0) else "+"
     minutes = abs(int(offset.total_seconds())) // 60
-    return f"{aware:%Y-%m-%dT%H:%M:%S}{_fraction(aware)}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    return f"{_seconds(aware)}{_fraction(aware)}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _parse_aware(text: str) -> datetime:

@@ -1,0 +1,24 @@
+"""Where the shared golden .NET payloads live: ``/work/shared/golden`` unless overridden."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+GOLDEN_DIR_ENV = "DURABLE_AZSTORAGE_GOLDEN_DIR"
+
+
+def golden_dir() -> Path:
+    override = os.environ.get(GOLDEN_DIR_ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[3] / "shared" / "golden"
+
+
+def golden_bytes(name: str) -> bytes:
+    return (golden_dir() / name).read_bytes()
+
+
+def golden_names(suffix: str = ".json") -> list[str]:
+    """Payload files only (each has a sibling ``.source.txt`` that is not a payload)."""
+    return sorted(p.name for p in golden_dir().glob(f"*{suffix}") if p.is_file())
