@@ -95,18 +95,22 @@ class WorkerSettings:
         hub = _ci_value(section, "hubName")
         if hub is not None:
             values["task_hub_name"] = str(hub)
-        mapping = {
-            "partitionCount": ("partition_count", int),
-            "controlQueueBatchSize": ("control_queue_batch_size", int),
-            "controlQueueBufferThreshold": ("control_queue_buffer_threshold", int),
-            "maxQueuePollingInterval": ("max_queue_polling_interval", _timespan),
-            "controlQueueVisibilityTimeout": ("control_queue_visibility_timeout", _timespan),
-            "workItemQueueVisibilityTimeout": ("work_item_queue_visibility_timeout", _timespan),
-        }
-        for key, (attr, convert) in mapping.items():
+        for key, attr in (
+            ("partitionCount", "partition_count"),
+            ("controlQueueBatchSize", "control_queue_batch_size"),
+            ("controlQueueBufferThreshold", "control_queue_buffer_threshold"),
+        ):
             raw = _ci_value(storage, key)
             if raw is not None:
-                values[attr] = convert(raw, key) if convert is _timespan else convert(raw)
+                values[attr] = int(raw)
+        for key, attr in (
+            ("maxQueuePollingInterval", "max_queue_polling_interval"),
+            ("controlQueueVisibilityTimeout", "control_queue_visibility_timeout"),
+            ("workItemQueueVisibilityTimeout", "work_item_queue_visibility_timeout"),
+        ):
+            raw = _ci_value(storage, key)
+            if raw is not None:
+                values[attr] = _timespan(raw, key)
         for key, attr in (
             ("maxConcurrentActivityFunctions", "max_concurrent_activities"),
             ("maxConcurrentOrchestratorFunctions", "max_concurrent_orchestrations"),
