@@ -55,9 +55,7 @@ _MAX_DATETIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 
 # --------------------------------------------------------------------------- dates
 
-_ISO_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?\s*(Z|z|[+-]\d{2}:?\d{2})?$"
-)
+_ISO_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?\s*(Z|z|[+-]\d{2}:?\d{2})?$")
 _MS_DATE_RE = re.compile(r"^/Date\((-?\d+)([+-]\d{2})?(\d{2})?\)/$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -77,9 +75,7 @@ def _fraction(value: datetime) -> str:
 
 def _seconds(value: datetime) -> str:
     """``yyyy-MM-ddTHH:mm:ss``; not strftime, whose ``%Y`` does not zero-pad years < 1000 on glibc."""
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    )
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
 
 
 def format_datetime(value: datetime) -> str:
@@ -336,4 +332,3 @@ def utf8_bytes(text: str) -> bytes:
 def utf16_byte_count(text: str) -> int:
     """``Encoding.Unicode.GetByteCount``: the size Azure Tables charges for a string."""
     return len(text.encode("utf-16-le", "surrogatepass"))
-

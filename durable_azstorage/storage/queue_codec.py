@@ -13,8 +13,9 @@ import gzip
 import json
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import MessageDecodeError
 from ..model import (
@@ -58,6 +59,7 @@ __all__ = [
 MAX_QUEUE_PAYLOAD_BYTES = 45 * 1024
 """DTAS ``MaxStorageQueuePayloadSizeInBytes``: above this UTF-8 size a message goes to a blob."""
 
+_T = TypeVar("_T")
 _EMPTY_GUID = uuid.UUID(int=0)
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -255,19 +257,27 @@ def _load(body: str | bytes) -> Any:
         raise MessageDecodeError(f"malformed JSON in queue message: {exc}") from exc
 
 
+def _guarded(decode: Callable[[Any], _T], tree: Any) -> _T:
+    """Absurdly nested input (e.g. InnerFailure chains) must fail as bad data, not crash the worker."""
+    try:
+        return decode(tree)
+    except RecursionError as exc:
+        raise MessageDecodeError("queue message is nested too deeply") from exc
+
+
 def decode_message_data(body: str | bytes) -> MessageData:
     """Any MessageData body a DTAS version may have written; raises MessageDecodeError otherwise."""
-    return message_data_from_tree(_load(body))
+    return _guarded(message_data_from_tree, _load(body))
 
 
 def decode_task_message(body: str | bytes) -> TaskMessage:
     """A bare TaskMessage JSON (as DurableTask.Core serialises it outside the envelope)."""
-    return task_message_from_tree(_load(body))
+    return _guarded(task_message_from_tree, _load(body))
 
 
 def decode_history_event(body: str | bytes) -> HistoryEvent:
     """A bare typed HistoryEvent JSON."""
-    return history_event_from_tree(_load(body))
+    return _guarded(history_event_from_tree, _load(body))
 
 
 # --------------------------------------------------------------------------- large messages
@@ -316,4 +326,3 @@ def prepare_queue_message(md: MessageData) -> tuple[str, tuple[str, bytes] | Non
     tm = md.task_message
     blob_name = large_message_blob_name(tm.orchestration_instance.instance_id, md.activity_id, tm.event.event_type)
     return large_message_wrapper(blob_name), (blob_name, gzip_text(text))
-

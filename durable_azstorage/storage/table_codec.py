@@ -124,10 +124,13 @@ def _column_json(entity: Mapping[str, Any], member: Member) -> Any:
     if text is None or text == "null":
         return None
     try:
-        tree = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+        return value_from_tree(member.kind, json.loads(text), f"column {member.net}")
+    except ValueError as exc:  # json.JSONDecodeError; MessageDecodeError is a ValueError too
+        if isinstance(exc, MessageDecodeError):
+            raise
         raise MessageDecodeError(f"column {member.net}: malformed JSON: {exc}") from exc
-    return value_from_tree(member.kind, tree, f"column {member.net}")
+    except RecursionError as exc:
+        raise MessageDecodeError(f"column {member.net}: JSON nested too deeply") from exc
 
 
 # --------------------------------------------------------------------------- history rows
@@ -202,9 +205,7 @@ def entity_to_history_event(entity: Mapping[str, Any]) -> HistoryEvent:
     """The event a History row describes; unknown columns (ExecutionId, *BlobName, ...) are ignored."""
     cls = _event_class(entity)
     kwargs = {
-        member.attr: _from_column(entity, member)
-        for member in EVENT_MEMBERS[cls]
-        if member.kind is not Kind.EVENT_TYPE
+        member.attr: _from_column(entity, member) for member in EVENT_MEMBERS[cls] if member.kind is not Kind.EVENT_TYPE
     }
     return cls(**kwargs)
 

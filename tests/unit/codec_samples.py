@@ -102,14 +102,20 @@ _props = st.dictionaries(
     max_size=3,
 )
 _failure = st.recursive(
-    st.builds(FailureDetails, error_type=_text, error_message=_text, stack_trace=_opt_text, properties=st.none() | _props),
+    st.builds(
+        FailureDetails, error_type=_text, error_message=_text, stack_trace=_opt_text, properties=st.none() | _props
+    ),
     lambda inner: st.builds(
         FailureDetails, error_type=_text, error_message=_text, inner_failure=inner, is_non_retriable=st.booleans()
     ),
     max_leaves=3,
 )
 _parent = st.builds(
-    ParentInstance, name=_opt_text, orchestration_instance=st.none() | _instance, task_schedule_id=_int32, version=_opt_text
+    ParentInstance,
+    name=_opt_text,
+    orchestration_instance=st.none() | _instance,
+    task_schedule_id=_int32,
+    version=_opt_text,
 )
 _trace = st.builds(
     DistributedTraceContext,

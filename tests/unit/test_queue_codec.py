@@ -175,7 +175,9 @@ def test_golden_10_11_12_core_serialisation() -> None:
     ]
     assert events[1].is_played and isinstance(events[2], TaskScheduledEvent) and events[2].input is None
 
-    tm = decode_task_message(golden_bytes("12_core_TaskMessage_SubOrchestrationInstanceCreated_v1.servicebus-testdata.json"))
+    tm = decode_task_message(
+        golden_bytes("12_core_TaskMessage_SubOrchestrationInstanceCreated_v1.servicebus-testdata.json")
+    )
     assert tm.event == SubOrchestrationInstanceCreatedEvent(
         name="Name",
         version="Version",
@@ -244,7 +246,15 @@ def test_nested_type_names() -> None:
     tree = json.loads(encode_message_data(md))
     fd = tree["TaskMessage"]["Event"]["FailureDetails"]
     assert fd["$type"] == "DurableTask.Core.FailureDetails"
-    assert list(fd) == ["$type", "ErrorType", "ErrorMessage", "StackTrace", "InnerFailure", "IsNonRetriable", "Properties"]
+    assert list(fd) == [
+        "$type",
+        "ErrorType",
+        "ErrorMessage",
+        "StackTrace",
+        "InnerFailure",
+        "IsNonRetriable",
+        "Properties",
+    ]
     assert fd["InnerFailure"]["$type"] == "DurableTask.Core.FailureDetails"
     assert fd["Properties"]["$type"] == CORE_DICT_STRING_OBJECT
     assert fd["Properties"]["nested"]["$type"] == CORE_DICT_STRING_OBJECT
@@ -425,11 +435,15 @@ def test_garbage_raises_message_decode_error(body: str | bytes) -> None:
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-        lambda inner: st.lists(inner, max_size=3)
-        | st.dictionaries(
-            st.sampled_from(["$type", "TaskMessage", "Event", "EventType", "OrchestrationInstance", "InstanceId", "x"]),
-            inner,
-            max_size=4,
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    ["$type", "TaskMessage", "Event", "EventType", "OrchestrationInstance", "InstanceId", "x"]
+                ),
+                inner,
+                max_size=4,
+            )
         ),
         max_leaves=12,
     )
@@ -442,7 +456,9 @@ def test_fuzzed_json_only_ever_raises_message_decode_error(tree: Any) -> None:
 
 
 def test_event_type_decides_class_when_type_is_absent() -> None:
-    ev = history_event_from_tree({"EventType": 5, "TaskScheduledId": 3, "Result": "r", "Timestamp": "2024-01-01T00:00:00Z"})
+    ev = history_event_from_tree(
+        {"EventType": 5, "TaskScheduledId": 3, "Result": "r", "Timestamp": "2024-01-01T00:00:00Z"}
+    )
     assert ev.event_type is EventType.TaskCompleted
 
 
@@ -498,3 +514,22 @@ def test_gzip_round_trip_and_garbage() -> None:
     assert gzip_text("x") == gzip_text("x")
     with pytest.raises(MessageDecodeError):
         gunzip_text(b"not gzip")
+
+
+def test_deeply_nested_failure_chain_is_a_decode_error() -> None:
+    depth = 600
+    inner = "null"
+    for _ in range(depth):
+        inner = '{"ErrorType":"e","ErrorMessage":"m","InnerFailure":' + inner + "}"
+    body = (
+        '{"TaskMessage":{"Event":{"EventType":6,"FailureDetails":'
+        + inner
+        + '},"OrchestrationInstance":{"InstanceId":"x"}}}'
+    )
+    try:
+        decode_message_data(body)
+    except MessageDecodeError:
+        pass
+    body = body.replace(inner, "[" * 5000 + "]" * 5000)
+    with pytest.raises(MessageDecodeError):
+        decode_message_data(body)
