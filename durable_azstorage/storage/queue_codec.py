@@ -51,9 +51,11 @@ __all__ = [
     "history_event_to_tree",
     "large_message_blob_name",
     "large_message_wrapper",
+    "message_data_from_tree",
     "needs_blob",
     "prepare_queue_message",
     "resolve_type_name",
+    "task_message_from_tree",
 ]
 
 MAX_QUEUE_PAYLOAD_BYTES = 45 * 1024
