@@ -7,7 +7,6 @@ gzip-compressed, exactly as DTAS writes them, so .NET readers and ours share the
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 from urllib.parse import quote, unquote, urlsplit
 
@@ -15,18 +14,11 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
+from .queue_codec import gunzip_text, gzip_text
+
 __all__ = ["LargePayloadStore", "gunzip_text", "gzip_text"]
 
 log = logging.getLogger(__name__)
-
-
-def gzip_text(text: str) -> bytes:
-    """RFC 1952 gzip of UTF-8 text, readable by .NET ``GZipStream``."""
-    return gzip.compress(text.encode("utf-8"), compresslevel=6)
-
-
-def gunzip_text(data: bytes) -> str:
-    return gzip.decompress(data).decode("utf-8")
 
 
 class LargePayloadStore:

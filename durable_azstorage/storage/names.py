@@ -145,6 +145,11 @@ class TaskHubNames:
         return f"{self.task_hub}Partitions"
 
     @property
+    def poison_table(self) -> str:
+        """Our addition to the layout: quarantined messages (see docs/storage-layout.md)."""
+        return f"{self.task_hub}Poison"
+
+    @property
     def large_messages_container(self) -> str:
         return f"{self.lower}-largemessages"
 
