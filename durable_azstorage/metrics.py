@@ -47,7 +47,7 @@ def _table_operation(method: str, parts: list[str]) -> str:
         return "EntityGroupTransaction"
     if head.startswith("Tables"):
         return {"POST": "CreateTable", "DELETE": "DeleteTable", "GET": "QueryTables"}.get(method, method)
-    keyed = "(" in head
+    keyed = "(" in head and not head.endswith("()")
     if method == "GET":
         return "GetEntity" if keyed else "QueryEntities"
     if method == "POST":
