@@ -19,6 +19,8 @@ __all__ = [
     "InvalidInstanceStateError",
     "LargePayloadError",
     "TaskHubNotFoundError",
+    "FunctionAlreadyRegisteredError",
+    "FunctionNotRegisteredError",
 ]
 
 
@@ -88,3 +90,22 @@ class LargePayloadError(DurableAzStorageError, ValueError):
 
 class TaskHubNotFoundError(DurableAzStorageError, LookupError):
     """The task hub's tables or queues do not exist (create it first)."""
+
+
+class FunctionAlreadyRegisteredError(DurableAzStorageError, ValueError):
+    """An orchestrator or activity name was registered twice; names must be unique."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"an {kind} named {name!r} is already registered")
+
+
+class FunctionNotRegisteredError(DurableAzStorageError, LookupError):
+    """History or a message names an orchestrator or activity this worker does not have."""
+
+    def __init__(self, kind: str, name: str, known: list[str] | None = None) -> None:
+        self.kind = kind
+        self.name = name
+        hint = f"; registered: {', '.join(known)}" if known else f"; no {kind} is registered"
+        super().__init__(f"no {kind} named {name!r} is registered{hint}")
