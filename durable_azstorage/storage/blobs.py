@@ -49,10 +49,14 @@ class LargePayloadStore:
             self._created = True
 
     async def upload_text(self, blob_name: str, text: str) -> None:
+        await self.upload_text_bytes(blob_name, gzip_text(text))
+
+    async def upload_text_bytes(self, blob_name: str, gzipped: bytes) -> None:
+        """Upload text that is already gzip-compressed (as the queue codec prepares it)."""
         await self.ensure_container()
         await self._container.upload_blob(
             blob_name,
-            gzip_text(text),
+            gzipped,
             overwrite=True,
             content_settings=ContentSettings(content_type="application/octet-stream"),
         )

@@ -1,0 +1,254 @@
+"""Control and work-item queues: DTAS ``MessageData`` over Azure Storage queues.
+
+Messages are raw UTF-8 JSON with an infinite time-to-live; larger than 45 KiB they travel as
+a gzip blob plus a small wrapper. Receiving never raises because of one bad message: it is
+returned with its decode error so the worker can quarantine it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.queue.aio import QueueClient
+
+from ..errors import MessageDecodeError
+from ..model import EventRaisedEvent, ExecutionStartedEvent, TimerFiredEvent, utc_now
+from .blobs import LargePayloadStore
+from .queue_codec import MessageData, decode_message_data, prepare_queue_message
+
+__all__ = [
+    "MAX_VISIBILITY_DELAY",
+    "BackoffPoller",
+    "QueueMessage",
+    "TaskHubQueue",
+    "abandon_delay",
+    "next_sequence_number",
+    "visibility_delay_for",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_VISIBILITY_DELAY = timedelta(days=7) - timedelta(seconds=1)
+"""Azure rejects longer visibility delays; longer timers are chained by the replay state."""
+_MAX_ABANDON_SECONDS = 600
+_sequence = itertools.count(1)
+
+
+def next_sequence_number() -> int:
+    """Process-wide, monotonic ``MessageData.SequenceNumber`` (the batch tie-breaker)."""
+    return next(_sequence)
+
+
+def abandon_delay(dequeue_count: int) -> timedelta:
+    """DTAS back-off for a message put back: ``min(2^dequeueCount, 600)`` seconds."""
+    if dequeue_count > 30:
+        return timedelta(seconds=_MAX_ABANDON_SECONDS)
+    return timedelta(seconds=min(2**dequeue_count, _MAX_ABANDON_SECONDS))
+
+
+def visibility_delay_for(md: MessageData, now: datetime) -> timedelta:
+    """How long a message stays invisible after sending (DTAS ``GetVisibilityDelay``)."""
+    event = md.task_message.event if md.task_message else None
+    due: datetime | None = None
+    if isinstance(event, TimerFiredEvent):
+        due = event.fire_at
+    elif isinstance(event, ExecutionStartedEvent):
+        due = event.scheduled_start_time
+    elif isinstance(event, EventRaisedEvent) and md.task_message is not None:
+        due = _delayed_entity_signal(md.task_message.orchestration_instance.instance_id, event.name)
+    if due is None:
+        return timedelta(0)
+    return max(timedelta(0), due - now)
+
+
+def _delayed_entity_signal(instance_id: str, name: str | None) -> datetime | None:
+    """``@`` entity messages named ``op@<date>`` carry their due time (Core ``IsDelayedEntityMessage``)."""
+    if not instance_id.startswith("@") or not name or len(name) < 3 or name[2] != "@":
+        return None
+    try:
+        due = datetime.fromisoformat(name[3:].replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return due if due.tzinfo else due.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class QueueMessage:
+    """One received message: decoded data or the reason it could not be decoded."""
+
+    queue_name: str
+    message_id: str
+    pop_receipt: str
+    dequeue_count: int
+    inserted_on: datetime | None
+    next_visible_on: datetime | None
+    body: str
+    data: MessageData | None = None
+    error: MessageDecodeError | None = None
+
+
+class TaskHubQueue:
+    """One queue of a task hub; ``send`` wakes in-process pollers of the same queue."""
+
+    def __init__(self, client: QueueClient, payloads: LargePayloadStore) -> None:
+        self._client = client
+        self._payloads = payloads
+        self.name: str = client.queue_name
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    async def create(self) -> None:
+        try:
+            await self._client.create_queue()
+        except ResourceExistsError:
+            pass
+
+    async def delete_queue(self) -> None:
+        try:
+            await self._client.delete_queue()
+        except ResourceNotFoundError:
+            pass
+
+    async def approximate_count(self) -> int:
+        properties = await self._client.get_queue_properties()
+        return int(properties.approximate_message_count or 0)
+
+    async def send(self, md: MessageData, *, visibility_delay: timedelta | None = None) -> str | None:
+        """Enqueue; returns the large-message blob name when the payload was offloaded."""
+        delay = visibility_delay if visibility_delay is not None else visibility_delay_for(md, utc_now())
+        if delay > MAX_VISIBILITY_DELAY:
+            raise ValueError(f"visibility delay {delay} exceeds the queue maximum of 7 days")
+        text, blob = prepare_queue_message(md)
+        if blob is not None:
+            await self._payloads.upload_text_bytes(blob[0], blob[1])
+        seconds = max(0, int(delay.total_seconds() + 0.999)) if delay > timedelta(0) else None
+        await self._client.send_message(text, visibility_timeout=seconds, time_to_live=-1)
+        for callback in list(self._listeners):
+            callback()
+        return None if blob is None else blob[0]
+
+    async def receive(self, max_messages: int, visibility_timeout: timedelta) -> list[QueueMessage]:
+        """One ``Get Messages`` call; sorted by insertion time, then sender sequence number."""
+        received = []
+        pager = self._client.receive_messages(
+            messages_per_page=max_messages,
+            max_messages=max_messages,
+            visibility_timeout=int(visibility_timeout.total_seconds()),
+        )
+        async for raw in pager:
+            received.append(await self._decode(raw))
+        received.sort(
+            key=lambda m: (
+                m.inserted_on or datetime.min.replace(tzinfo=timezone.utc),
+                m.data.sequence_number if m.data else 0,
+            )
+        )
+        return received
+
+    async def _decode(self, raw: object) -> QueueMessage:
+        body = str(getattr(raw, "content", "") or "")
+        message = QueueMessage(
+            queue_name=self.name,
+            message_id=str(getattr(raw, "id", "")),
+            pop_receipt=str(getattr(raw, "pop_receipt", "")),
+            dequeue_count=int(getattr(raw, "dequeue_count", 0) or 0),
+            inserted_on=getattr(raw, "inserted_on", None),
+            next_visible_on=getattr(raw, "next_visible_on", None),
+            body=body,
+        )
+        try:
+            data = decode_message_data(body)
+            if data.compressed_blob_name:
+                data = decode_message_data(await self._payloads.download_text(data.compressed_blob_name))
+            message.data = data
+        except MessageDecodeError as exc:
+            message.error = exc
+        except ResourceNotFoundError as exc:
+            message.error = MessageDecodeError(f"large-message blob is missing: {exc}")
+        return message
+
+    async def delete(self, message: QueueMessage) -> None:
+        """Delete; a message already gone (404, new pop receipt) is logged, not raised."""
+        try:
+            await self._client.delete_message(message.message_id, message.pop_receipt)
+        except HttpResponseError as exc:
+            if exc.status_code in (400, 404):
+                log.info("queue.message_gone", extra={"queue": self.name, "message_id": message.message_id})
+                return
+            raise
+
+    async def abandon(self, message: QueueMessage, *, delay: timedelta | None = None) -> None:
+        """Put a message back; by default with DTAS's exponential back-off."""
+        wait = delay if delay is not None else abandon_delay(message.dequeue_count)
+        if wait >= timedelta(seconds=_MAX_ABANDON_SECONDS) and delay is None:
+            log.warning("queue.poison_message_detected", extra={"queue": self.name, "message_id": message.message_id})
+        wait = min(wait, MAX_VISIBILITY_DELAY)
+        await self._update_visibility(message, wait)
+
+    async def renew(self, message: QueueMessage, visibility_timeout: timedelta) -> None:
+        await self._update_visibility(message, visibility_timeout)
+
+    async def _update_visibility(self, message: QueueMessage, visibility: timedelta) -> None:
+        try:
+            receipt = await self._client.update_message(
+                message.message_id, message.pop_receipt, visibility_timeout=int(visibility.total_seconds())
+            )
+        except HttpResponseError as exc:
+            if exc.status_code in (400, 404):
+                log.info("queue.message_gone", extra={"queue": self.name, "message_id": message.message_id})
+                return
+            raise
+        message.pop_receipt = str(receipt.pop_receipt)
+        message.next_visible_on = receipt.next_visible_on
+
+
+class BackoffPoller:
+    """Randomised exponential polling back-off (DTAS ``BackoffPollingHelper``) with a wake-up.
+
+    After each empty poll the wait grows from 50 ms towards ``max_interval``; a successful
+    receive resets it; :meth:`wake` (called when this process sends to the queue) ends the
+    current wait at once.
+    """
+
+    def __init__(
+        self, *, max_interval: float, min_interval: float = 0.05, rng: Callable[[], float] = random.random
+    ) -> None:
+        self._min = min_interval
+        self._max = max(max_interval, min_interval)
+        self._rng = rng
+        self._failures = 0
+        self._event = asyncio.Event()
+
+    def next_interval(self) -> float:
+        jitter = 0.8 + 0.4 * self._rng()
+        interval = self._min + jitter * (2 ** max(self._failures - 1, 0)) * self._min if self._failures else self._min
+        return min(interval, self._max)
+
+    async def wait(self) -> None:
+        interval = self.next_interval()
+        self._failures = min(self._failures + 1, 64)
+        try:
+            await asyncio.wait_for(self._event.wait(), interval)
+        except asyncio.TimeoutError:
+            pass
+        self._event.clear()
+
+    def reset(self) -> None:
+        self._failures = 0
+
+    def wake(self) -> None:
+        self._failures = 0
+        self._event.set()
