@@ -282,6 +282,10 @@ class ReplayState:
                 suspended = True
             elif ev.event_type == EventType.ExecutionResumed:
                 suspended = False
+                # Events held earlier in this same batch were never committed, so the runtime
+                # would not see them in past history: deliver them (in order, before the
+                # resume; the SDK buffers them until it processes the resume).
+                held.clear()
         plan = EpisodePlan(
             orchestrator_started=started_evt,
             accepted=tuple(accepted),

@@ -318,3 +318,14 @@ async def test_first_episode_actions_are_canonical(hub: Hub) -> None:
     result = await runtime.run_episode(plan.request)  # type: ignore[arg-type]
     assert result.actions == (CreateTimer(id=1, fire_at=T0 + timedelta(days=1)),)
     assert not isinstance(result.actions[0], (ScheduleTask, CompleteOrchestration))
+
+
+async def test_event_held_and_resume_in_one_batch_is_delivered(hub: Hub) -> None:
+    inst = hub.start("waiter")
+    await hub.episode("i1")
+    hub.raise_event("i1", ExecutionSuspendedEvent(reason="pause", timestamp=hub.now))
+    await hub.episode("i1")
+    hub.raise_event("i1", EventRaisedEvent(name="go", input="1", timestamp=hub.now))
+    hub.raise_event("i1", ExecutionResumedEvent(timestamp=hub.now))
+    out = await hub.episode("i1")
+    assert out.ran_runtime and inst.status == OrchestrationStatus.Completed and inst.output == "1"
