@@ -1,0 +1,235 @@
+"""The async task hub client: pure storage operations, no worker needed.
+
+Every operation is what DTAS's client does on storage (runtime-algorithms.md §6): a start
+enqueues the ExecutionStarted message *before* writing the Pending Instances row, so a .NET
+worker's start de-duplication accepts it; management operations are control messages with
+no execution id, processed by whichever worker owns the instance's partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Collection
+from datetime import datetime, timedelta, timezone
+from types import TracebackType
+from typing import Any
+
+from ..connection import StorageAccount
+from ..errors import InstanceAlreadyExistsError, InstanceNotFoundError, InvalidInstanceStateError
+from ..model import (
+    EventRaisedEvent,
+    ExecutionResumedEvent,
+    ExecutionStartedEvent,
+    ExecutionSuspendedEvent,
+    ExecutionTerminatedEvent,
+    HistoryEvent,
+    OrchestrationInstance,
+    OrchestrationState,
+    OrchestrationStatus,
+    TaskMessage,
+    utc_now,
+)
+from ..storage.hub import TaskHubStorage
+from ..storage.names import validate_instance_id
+from ..storage.queue_codec import MessageData
+from ..storage.queues import next_sequence_number
+
+__all__ = ["DEFAULT_DEDUPE_STATUSES", "TaskHubClient", "to_json"]
+
+log = logging.getLogger(__name__)
+
+#: Starting an id whose instance is in one of these states is refused (Durable Functions'
+#: default): a running instance is never silently overwritten.
+DEFAULT_DEDUPE_STATUSES = frozenset(
+    {OrchestrationStatus.Running, OrchestrationStatus.Pending, OrchestrationStatus.Suspended}
+)
+_RUNNING_STATES = frozenset(
+    {
+        OrchestrationStatus.Running,
+        OrchestrationStatus.Pending,
+        OrchestrationStatus.Suspended,
+        OrchestrationStatus.ContinuedAsNew,
+    }
+)
+_CLIENT_SENDER = OrchestrationInstance(instance_id="", execution_id="")
+
+
+def to_json(value: Any) -> str | None:
+    """Payloads are stored as JSON text; None stays None (no input)."""
+    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class TaskHubClient:
+    """Start, inspect and manage orchestration instances of one task hub.
+
+    Create with :meth:`from_connection_string` or :meth:`open`; use ``async with`` so the
+    HTTP sessions close.
+    """
+
+    def __init__(self, hub: TaskHubStorage) -> None:
+        self._hub = hub
+
+    @classmethod
+    async def open(cls, account: StorageAccount, task_hub_name: str) -> TaskHubClient:
+        return cls(await TaskHubStorage.discover(account, task_hub_name))
+
+    @classmethod
+    async def from_connection_string(cls, connection_string: str, task_hub_name: str) -> TaskHubClient:
+        return await cls.open(StorageAccount.from_connection_string(connection_string), task_hub_name)
+
+    @property
+    def task_hub_name(self) -> str:
+        return self._hub.names.task_hub
+
+    async def close(self) -> None:
+        await self._hub.close()
+
+    async def __aenter__(self) -> TaskHubClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def schedule_new_orchestration(
+        self,
+        name: str,
+        *,
+        input: Any = None,
+        instance_id: str | None = None,
+        start_at: datetime | None = None,
+        tags: dict[str, str] | None = None,
+        version: str | None = None,
+        dedupe_statuses: Collection[OrchestrationStatus] = DEFAULT_DEDUPE_STATUSES,
+        raw_input: str | None = None,
+    ) -> str:
+        """Start an orchestration; returns its instance id.
+
+        ``input`` is JSON-serialised; pass ``raw_input`` to store JSON text as-is. An existing
+        instance whose status is in ``dedupe_statuses`` makes this raise
+        :class:`InstanceAlreadyExistsError`; any other existing instance is replaced by a new
+        execution (generation + 1), as DTAS does.
+        """
+        if not name:
+            raise ValueError("orchestration name must not be empty")
+        instance_id = validate_instance_id(instance_id or uuid.uuid4().hex, for_new_orchestration=True)
+        existing = await self._hub.instances.get(instance_id, fetch_input=False, fetch_output=False)
+        if existing is not None and existing.state.runtime_status in dedupe_statuses:
+            raise InstanceAlreadyExistsError(
+                f"an orchestration with instance id {instance_id!r} already exists "
+                f"(status {existing.state.runtime_status.name if existing.state.runtime_status else 'unknown'})"
+            )
+        generation = 0 if existing is None else (existing.state.generation or 0) + 1
+        started = ExecutionStartedEvent(
+            orchestration_instance=OrchestrationInstance(instance_id=instance_id, execution_id=uuid.uuid4().hex),
+            name=name,
+            version=version,
+            input=raw_input if raw_input is not None else to_json(input),
+            tags=tags,
+            scheduled_start_time=start_at.astimezone(timezone.utc) if start_at else None,
+            generation=generation,
+        )
+        blob_url = await self._send(started, started.orchestration_instance)  # type: ignore[arg-type]
+        written = await self._hub.instances.create_pending(
+            started, etag=None if existing is None else existing.etag, input_blob_url=blob_url
+        )
+        if not written:
+            log.warning("client.start_race_lost", extra={"instance_id": instance_id})
+        log.info("client.orchestration_scheduled", extra={"instance_id": instance_id, "orchestration": name})
+        return instance_id
+
+    async def get_orchestration_state(
+        self, instance_id: str, *, fetch_payloads: bool = True
+    ) -> OrchestrationState | None:
+        """The Instances row of the latest execution, or None when the id is unknown."""
+        record = await self._hub.instances.get(instance_id, fetch_input=fetch_payloads, fetch_output=fetch_payloads)
+        return None if record is None else record.state
+
+    async def _require(self, instance_id: str) -> OrchestrationState:
+        state = await self.get_orchestration_state(instance_id, fetch_payloads=False)
+        if state is None:
+            raise InstanceNotFoundError(f"no orchestration instance with id {instance_id!r}")
+        return state
+
+    async def raise_event(
+        self, instance_id: str, event_name: str, data: Any = None, *, raw_data: str | None = None
+    ) -> None:
+        """Deliver an external event; raises for unknown or finished instances (HTTP 404/410)."""
+        state = await self._require(instance_id)
+        if state.runtime_status is not None and state.runtime_status.is_terminal:
+            raise InvalidInstanceStateError(
+                f"instance {instance_id!r} is {state.runtime_status.name}; it can no longer receive events"
+            )
+        event = EventRaisedEvent(name=event_name, input=raw_data if raw_data is not None else to_json(data))
+        await self._send(event, OrchestrationInstance(instance_id=instance_id))
+
+    async def terminate(self, instance_id: str, reason: Any = None) -> None:
+        state = await self._require(instance_id)
+        if state.runtime_status is not None and state.runtime_status.is_terminal:
+            raise InvalidInstanceStateError(f"instance {instance_id!r} is already {state.runtime_status.name}")
+        await self._send(
+            ExecutionTerminatedEvent(input=to_json(reason)), OrchestrationInstance(instance_id=instance_id)
+        )
+
+    async def suspend(self, instance_id: str, reason: str | None = None) -> None:
+        state = await self._require(instance_id)
+        if state.runtime_status not in (OrchestrationStatus.Running, OrchestrationStatus.Pending):
+            status = state.runtime_status.name if state.runtime_status else "unknown"
+            raise InvalidInstanceStateError(f"instance {instance_id!r} is {status}; only running ones can be suspended")
+        await self._send(ExecutionSuspendedEvent(reason=reason), OrchestrationInstance(instance_id=instance_id))
+
+    async def resume(self, instance_id: str, reason: str | None = None) -> None:
+        state = await self._require(instance_id)
+        if state.runtime_status is not OrchestrationStatus.Suspended:
+            status = state.runtime_status.name if state.runtime_status else "unknown"
+            raise InvalidInstanceStateError(f"instance {instance_id!r} is {status}; only suspended ones can be resumed")
+        await self._send(ExecutionResumedEvent(reason=reason), OrchestrationInstance(instance_id=instance_id))
+
+    async def wait_for_completion(
+        self, instance_id: str, *, timeout: float | None = None, fetch_payloads: bool = True
+    ) -> OrchestrationState:
+        """Wait until the instance is Completed, Failed, Terminated or Canceled.
+
+        Polls the Instances row with back-off from 0.1 s to 2 s (DTAS polls every 2 s), so a
+        quick orchestration is seen quickly and a slow one costs little.
+        """
+        await self._require(instance_id)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = 0.1
+        while True:
+            state = await self.get_orchestration_state(instance_id, fetch_payloads=fetch_payloads)
+            if state is not None and state.runtime_status not in _RUNNING_STATES:
+                return state
+            if deadline is not None and loop.time() >= deadline:
+                raise TimeoutError(f"instance {instance_id!r} did not complete within {timeout} s")
+            pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
+            await asyncio.sleep(pause)
+            delay = min(delay * 1.5, 2.0)
+
+    async def list_instances(self, **filters: Any) -> AsyncIterator[OrchestrationState]:
+        async for state in self._hub.instances.query_all(**filters):
+            yield state
+
+    async def _send(self, event: HistoryEvent, instance: OrchestrationInstance) -> str | None:
+        """Enqueue a client message to the instance's control queue; returns a blob URL if offloaded."""
+        message = MessageData(
+            activity_id=uuid.uuid4(),
+            task_message=TaskMessage(event=event, orchestration_instance=instance),
+            sequence_number=next_sequence_number(),
+            sender=_CLIENT_SENDER,
+        )
+        queue = self._hub.control_queue_for(instance.instance_id)
+        delay = _start_delay(event)
+        blob_name = await queue.send(message, visibility_delay=delay)
+        return None if blob_name is None else self._hub.payloads.url_for(blob_name)
+
+
+def _start_delay(event: HistoryEvent) -> timedelta | None:
+    if isinstance(event, ExecutionStartedEvent) and event.scheduled_start_time is not None:
+        return max(timedelta(0), event.scheduled_start_time - utc_now())
+    return None
