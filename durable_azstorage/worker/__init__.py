@@ -1,1 +1,5 @@
-"""worker layer (see docs/architecture.md)."""
+"""The worker host: partitions, control and work-item pumps, crash-safe checkpoints."""
+
+from .host import Worker
+
+__all__ = ["Worker"]

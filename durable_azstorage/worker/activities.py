@@ -1,0 +1,122 @@
+"""Runs activities from the shared work-item queue (any worker may take any activity).
+
+Completion order is DTAS's: send the TaskCompleted/TaskFailed response to the instance's
+control queue, then delete the work item. A crash in between re-runs the activity and sends
+a duplicate response, which the orchestration drops: activities are at-least-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import timedelta
+
+from ..model import FailureDetails, TaskCompletedEvent, TaskFailedEvent, TaskMessage, TaskScheduledEvent
+from ..runtimes.base import ActivityResult, ActivityRuntime
+from ..storage.hub import TaskHubStorage
+from ..storage.queue_codec import MessageData
+from ..storage.queues import BackoffPoller, QueueMessage, next_sequence_number
+from .poison import PoisonHandler
+
+__all__ = ["ActivityProcessor"]
+
+log = logging.getLogger(__name__)
+
+
+class ActivityProcessor:
+    """Fetches one work item at a time and executes it with lock renewal."""
+
+    def __init__(
+        self,
+        hub: TaskHubStorage,
+        runtime: ActivityRuntime,
+        poison: PoisonHandler,
+        *,
+        visibility_timeout: timedelta,
+        max_polling_interval: timedelta,
+    ) -> None:
+        self._hub = hub
+        self._runtime = runtime
+        self._poison = poison
+        self._visibility = visibility_timeout
+        self._queue = hub.queue(hub.names.work_item_queue)
+        self._poller = BackoffPoller(max_interval=max_polling_interval.total_seconds())
+        self._queue.add_listener(self._poller.wake)
+
+    async def fetch(self) -> QueueMessage | None:
+        """Wait (with back-off) for the next work item; None lets the dispatcher re-check stop."""
+        messages = await self._queue.receive(1, self._visibility)
+        if not messages:
+            await self._poller.wait()
+            return None
+        self._poller.reset()
+        return messages[0]
+
+    async def process(self, message: QueueMessage) -> None:
+        if message.data is None or message.error is not None:
+            await self._poison.quarantine(message, f"undecodable work item: {message.error}")
+            return
+        tm = message.data.task_message
+        if tm is None or not isinstance(tm.event, TaskScheduledEvent):
+            await self._poison.quarantine(message, "work item is not a TaskScheduled message")
+            return
+        if await self._poison.quarantine_if_exhausted(message, "activity work item keeps failing"):
+            return
+        renewal = asyncio.create_task(self._renew_until_done(message))
+        try:
+            result = await self._run(tm)
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+        await self._respond(message, tm, result)
+        await self._queue.delete(message)
+
+    async def _run(self, tm: TaskMessage) -> ActivityResult:
+        event = tm.event
+        assert isinstance(event, TaskScheduledEvent)
+        try:
+            return await self._runtime.run_activity(
+                event.name or "",
+                event.input,
+                instance_id=tm.orchestration_instance.instance_id,
+                task_id=event.event_id,
+            )
+        except Exception as exc:  # the runtime should not raise, but never lose the task
+            log.exception("activity.runtime_error", extra={"activity": event.name})
+            return ActivityResult(failure_details=FailureDetails(error_type=type(exc).__name__, error_message=str(exc)))
+
+    async def _respond(self, message: QueueMessage, tm: TaskMessage, result: ActivityResult) -> None:
+        event = tm.event
+        if result.failure_details is not None:
+            fd = result.failure_details
+            response: TaskCompletedEvent | TaskFailedEvent = TaskFailedEvent(
+                task_scheduled_id=event.event_id,
+                reason=fd.error_message,
+                details=fd.stack_trace,
+                failure_details=fd,
+            )
+        else:
+            response = TaskCompletedEvent(task_scheduled_id=event.event_id, result=result.result)
+        instance = tm.orchestration_instance
+        md = MessageData(
+            activity_id=uuid.uuid4(),
+            task_message=TaskMessage(event=response, orchestration_instance=instance),
+            sequence_number=next_sequence_number(),
+            episode=message.data.episode if message.data and message.data.episode is not None else -1,
+            sender=instance,
+        )
+        await self._hub.queue(self._hub.names.control_queue_for(instance.instance_id)).send(md)
+
+    async def _renew_until_done(self, message: QueueMessage) -> None:
+        """Keep a long activity invisible to other workers (Core renews 30 s before expiry)."""
+        period = max(self._visibility.total_seconds() - 30, self._visibility.total_seconds() / 2, 1.0)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._queue.renew(message, self._visibility)
+            except Exception:
+                log.warning("activity.renew_failed", extra={"message_id": message.message_id}, exc_info=True)
+                return

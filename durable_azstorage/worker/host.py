@@ -1,0 +1,184 @@
+"""The worker host: wires storage, partitions, pumps and dispatchers; starts and stops them.
+
+Graceful shutdown releases every owned partition at once (DTAS drains then releases), so
+another host takes over in seconds instead of waiting for the lease to expire.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from ..connection import StorageAccount
+from ..runtimes.base import ActivityRuntime, OrchestrationRuntime, Registry
+from ..settings import WorkerSettings
+from ..storage.hub import TaskHubStorage
+from ..storage.names import TaskHubNames
+from ..storage.queues import QueueMessage
+from ..storage.taskhub import TaskHub
+from .activities import ActivityProcessor
+from .control_pump import ControlQueuePump, instance_of
+from .dispatcher import Dispatcher
+from .history_cache import HistoryCache
+from .orchestrations import OrchestrationProcessor
+from .partition_manager import PartitionManager
+from .poison import PoisonHandler
+from .sessions import InstanceBatch, SessionManager
+
+__all__ = ["Worker"]
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Runs orchestrations and activities of one task hub until stopped.
+
+    Register durabletask-SDK functions with :meth:`add_orchestrator` / :meth:`add_activity`
+    (or pass other runtimes), then ``async with worker:`` or ``await worker.start()``.
+    """
+
+    def __init__(
+        self,
+        account: StorageAccount,
+        settings: WorkerSettings | None = None,
+        *,
+        orchestration_runtime: OrchestrationRuntime | None = None,
+        activity_runtime: ActivityRuntime | None = None,
+        **setting_overrides: Any,
+    ) -> None:
+        base = settings or WorkerSettings()
+        self.settings = base.with_changes(**setting_overrides) if setting_overrides else base
+        self.account = account
+        self.registry = Registry()
+        self._orchestration_runtime = orchestration_runtime
+        self._activity_runtime = activity_runtime
+        self._hub: TaskHubStorage | None = None
+        self._pumps: dict[str, ControlQueuePump] = {}
+        self._sessions: SessionManager[QueueMessage] = SessionManager(
+            instance_of, capacity=self.settings.control_queue_buffer_threshold
+        )
+        self._cache = HistoryCache(self.settings.history_cache_size)
+        self._dispatchers: list[Dispatcher[Any]] = []
+        self._partitions: PartitionManager | None = None
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str, **settings: Any) -> Worker:
+        return cls(StorageAccount.from_connection_string(connection_string), WorkerSettings(**settings))
+
+    def add_orchestrator(self, fn: Callable[..., Any], name: str | None = None) -> str:
+        return self.registry.add_orchestrator(fn, name)
+
+    def add_activity(self, fn: Callable[..., Any], name: str | None = None) -> str:
+        return self.registry.add_activity(fn, name)
+
+    @property
+    def owned_partitions(self) -> list[str]:
+        return sorted(self._pumps)
+
+    @property
+    def hub(self) -> TaskHubStorage:
+        if self._hub is None:
+            raise RuntimeError("the worker is not started")
+        return self._hub
+
+    def _runtimes(self) -> tuple[OrchestrationRuntime, ActivityRuntime]:
+        if self._orchestration_runtime is not None and self._activity_runtime is not None:
+            return self._orchestration_runtime, self._activity_runtime
+        from ..runtimes.durabletask import DurableTaskActivityRuntime, DurableTaskOrchestrationRuntime
+
+        return (
+            self._orchestration_runtime or DurableTaskOrchestrationRuntime(self.registry),
+            self._activity_runtime or DurableTaskActivityRuntime(self.registry),
+        )
+
+    async def start(self) -> None:
+        settings = self.settings
+        names = TaskHubNames(settings.task_hub_name, settings.partition_count)
+        await TaskHub(self.account, names).create()
+        hub = self._hub = TaskHubStorage(self.account, names)
+        orchestration_runtime, activity_runtime = self._runtimes()
+        poison = PoisonHandler(hub, settings.poison_dequeue_threshold)
+        orchestrations = OrchestrationProcessor(hub, orchestration_runtime, self._cache, poison)
+        activities = ActivityProcessor(
+            hub,
+            activity_runtime,
+            poison,
+            visibility_timeout=settings.work_item_queue_visibility_timeout,
+            max_polling_interval=settings.max_queue_polling_interval,
+        )
+
+        async def run_batch(batch: InstanceBatch[QueueMessage]) -> None:
+            try:
+                await orchestrations.process(batch.instance_id, batch.messages)
+            finally:
+                await self._sessions.complete(batch)
+
+        self._dispatchers = [
+            Dispatcher(
+                "orchestrations",
+                self._sessions.next_batch,
+                run_batch,
+                concurrency=settings.max_concurrent_orchestrations,
+            ),
+            Dispatcher(
+                "activities", activities.fetch, activities.process, concurrency=settings.max_concurrent_activities
+            ),
+        ]
+        for dispatcher in self._dispatchers:
+            dispatcher.start()
+        self._partitions = PartitionManager(
+            hub, settings, on_acquired=self._on_partition_acquired, on_released=self._on_partition_released
+        )
+        await self._partitions.start()
+        log.info("worker.started", extra={"worker_id": settings.worker_id, "task_hub": names.task_hub})
+
+    async def _on_partition_acquired(self, queue_name: str) -> None:
+        if queue_name in self._pumps:
+            return
+        hub = self.hub
+        # Another worker may have advanced these instances while we did not own them.
+        self._cache.evict_where(lambda instance_id: hub.names.control_queue_for(instance_id) == queue_name)
+        pump = ControlQueuePump(
+            hub,
+            queue_name,
+            self._sessions,
+            PoisonHandler(hub, self.settings.poison_dequeue_threshold),
+            batch_size=self.settings.control_queue_batch_size,
+            visibility_timeout=self.settings.control_queue_visibility_timeout,
+            max_polling_interval=self.settings.max_queue_polling_interval,
+        )
+        self._pumps[queue_name] = pump
+        pump.start()
+        log.info("worker.partition_acquired", extra={"queue": queue_name, "worker_id": self.settings.worker_id})
+
+    async def _on_partition_released(self, queue_name: str) -> None:
+        pump = self._pumps.pop(queue_name, None)
+        if pump is not None:
+            await pump.stop()
+        log.info("worker.partition_released", extra={"queue": queue_name, "worker_id": self.settings.worker_id})
+
+    async def stop(self) -> None:
+        """Stop dequeuing, finish running episodes, release partitions, close clients."""
+        drain = self.settings.drain_timeout.total_seconds()
+        for pump in list(self._pumps.values()):
+            await pump.stop()
+        for dispatcher in self._dispatchers:
+            await dispatcher.stop(drain_timeout=drain)
+        if self._partitions is not None:
+            await self._partitions.stop()
+        self._pumps.clear()
+        if self._hub is not None:
+            await self._hub.close()
+            self._hub = None
+        log.info("worker.stopped", extra={"worker_id": self.settings.worker_id})
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,353 @@
+"""One orchestration episode per instance batch, checkpointed in the DTAS order.
+
+The order (runtime-algorithms.md §2.5) is what makes a crash anywhere safe:
+**send outbound messages → history batches guarded by the sentinel eTag → Instances row →
+delete inbound messages**. A crash before the history commit replays the episode (outbound
+work may run twice: activities are at-least-once); a second writer is stopped by the eTag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ..errors import CheckpointConflictError
+from ..model import (
+    ExecutionStartedEvent,
+    HistoryEvent,
+    OrchestrationInstance,
+    OrchestrationStatus,
+    TaskMessage,
+    utc_now,
+)
+from ..runtimes.base import OrchestrationRuntime
+from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
+from ..storage import instance_codec
+from ..storage.history_store import HistoryLoad
+from ..storage.hub import TaskHubStorage
+from ..storage.queue_codec import MessageData
+from ..storage.queues import QueueMessage, next_sequence_number
+from .history_cache import CachedHistory, HistoryCache
+from .poison import PoisonHandler
+
+__all__ = ["OrchestrationProcessor"]
+
+log = logging.getLogger(__name__)
+
+_MAX_OUT_OF_ORDER_FOR_UNKNOWN = 5  # DTAS: after 5 dequeues a response to nothing is discarded
+_MAX_START_DEFERRALS = 10  # DTAS §2.6: a start that never matches its Instances row
+
+
+@dataclass
+class _Batch:
+    """The messages of one episode, with the decisions taken about each."""
+
+    messages: list[QueueMessage]
+    by_event: dict[int, QueueMessage] = field(default_factory=dict)
+    delete: list[QueueMessage] = field(default_factory=list)
+    defer: list[tuple[QueueMessage, timedelta | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_event = {id(self.event(m)): m for m in self.messages}
+
+    @staticmethod
+    def event(message: QueueMessage) -> HistoryEvent:
+        assert message.data is not None and message.data.task_message is not None
+        return message.data.task_message.event
+
+    def message_of(self, event: HistoryEvent) -> QueueMessage:
+        return self.by_event[id(event)]
+
+    def events(self) -> list[HistoryEvent]:
+        consumed = {id(m) for m in self.delete} | {id(m) for m, _ in self.defer}
+        return [self.event(m) for m in self.messages if id(m) not in consumed]
+
+
+class OrchestrationProcessor:
+    """Turns one :class:`InstanceBatch` of control messages into one committed episode."""
+
+    def __init__(
+        self,
+        hub: TaskHubStorage,
+        runtime: OrchestrationRuntime,
+        cache: HistoryCache,
+        poison: PoisonHandler,
+    ) -> None:
+        self._hub = hub
+        self._runtime = runtime
+        self._cache = cache
+        self._poison = poison
+
+    async def process(self, instance_id: str, messages: Sequence[QueueMessage]) -> None:
+        batch = _Batch(list(messages))
+        try:
+            await self._process(instance_id, batch)
+        except CheckpointConflictError:
+            # Another worker committed this instance: our view is stale. Nothing of ours was
+            # written to history; retry later from storage.
+            self._cache.evict(instance_id)
+            log.warning("orchestration.split_brain", extra={"instance_id": instance_id})
+            await self._abandon_all(batch.messages)
+        except Exception:
+            self._cache.evict(instance_id)
+            log.exception("orchestration.episode_failed", extra={"instance_id": instance_id})
+            await self._abandon_all(batch.messages)
+
+    async def _process(self, instance_id: str, batch: _Batch) -> None:
+        await self._screen_starts(instance_id, batch)
+        history = await self._load(instance_id, batch)
+        state = ReplayState(instance_id, history.events)
+        now = utc_now()
+        plan = state.prepare(batch.events(), now=now)
+        await self._classify_leftovers(instance_id, batch, plan, history)
+        if plan.request is None and not plan.accepted and not plan.timer_hops:
+            await self._finish_without_episode(instance_id, batch, plan)
+            return
+        result = await self._runtime.run_episode(plan.request) if plan.request is not None else None
+        outcome = state.apply(plan, result)
+        await self._commit(instance_id, batch, history, outcome, now)
+
+    # ------------------------------------------------------------------ loading
+    async def _load(self, instance_id: str, batch: _Batch) -> CachedHistory:
+        """History of the execution this batch is for, from the cache when it is current.
+
+        A batch carrying an ExecutionStarted for a *new* execution (recreate) loads with that
+        execution id, so the old generation reads as empty but keeps its sentinel eTag.
+        """
+        start = next((e for e in batch.events() if isinstance(e, ExecutionStartedEvent)), None)
+        expected = start.orchestration_instance.execution_id if start and start.orchestration_instance else None
+        cached = self._cache.get(instance_id)
+        wanted_other = self._mentions_other_execution(batch, cached)
+        if cached is not None and not wanted_other and (expected is None or expected == cached.execution_id):
+            return cached
+        loaded: HistoryLoad = await self._hub.history.load(instance_id, expected)
+        fresh = CachedHistory(
+            execution_id=loaded.execution_id if loaded.events else expected,
+            events=list(loaded.events),
+            etag=loaded.etag,
+            blob_names=list(loaded.blob_names),
+        )
+        return fresh
+
+    @staticmethod
+    def _mentions_other_execution(batch: _Batch, cached: CachedHistory | None) -> bool:
+        if cached is None:
+            return True
+        for message in batch.messages:
+            tm = message.data.task_message if message.data else None
+            execution = tm.orchestration_instance.execution_id if tm else None
+            if execution and execution != cached.execution_id:
+                return True
+        return False
+
+    # ------------------------------------------------------------------ start de-duplication
+    async def _screen_starts(self, instance_id: str, batch: _Batch) -> None:
+        """DTAS §2.6: a top-level start must match the Instances row written by its client."""
+        starts = [
+            m
+            for m in batch.messages
+            if isinstance(batch.event(m), ExecutionStartedEvent) and batch.event(m).parent_instance is None  # type: ignore[attr-defined]
+        ]
+        if not starts:
+            return
+        record = await self._hub.instances.get(instance_id, fetch_input=False, fetch_output=False)
+        row = record.state if record else None
+        for message in starts:
+            event = batch.event(message)
+            assert isinstance(event, ExecutionStartedEvent) and event.orchestration_instance is not None
+            execution = event.orchestration_instance.execution_id
+            if row is None or row.execution_id is None or (execution or "").lower() == row.execution_id.lower():
+                if row is not None and row.runtime_status == OrchestrationStatus.Terminated:
+                    log.info("orchestration.start_after_terminate_dropped", extra={"instance_id": instance_id})
+                    batch.delete.append(message)
+                continue
+            if message.dequeue_count >= _MAX_START_DEFERRALS or (
+                event.generation == row.generation
+                and row.runtime_status == OrchestrationStatus.Pending
+                and row.created_time is not None
+                and row.created_time < event.timestamp
+            ):
+                log.info("orchestration.duplicate_start_dropped", extra={"instance_id": instance_id})
+                batch.delete.append(message)
+            else:
+                batch.defer.append((message, None))
+
+    # ------------------------------------------------------------------ classification
+    async def _classify_leftovers(
+        self, instance_id: str, batch: _Batch, plan: EpisodePlan, history: CachedHistory
+    ) -> None:
+        """Map the plan's dropped/deferred events back to their queue messages."""
+        for dropped in plan.dropped:
+            message = batch.message_of(dropped.event)
+            if dropped.reason == "no such instance" and plan.terminated is None:
+                delay = await self._pending_start_delay(instance_id)
+                if delay is not None:
+                    # Raised before the start was processed (DTAS issue #720 drops these).
+                    batch.defer.append((message, delay))
+                    continue
+            log.info(
+                "orchestration.message_discarded",
+                extra={"instance_id": instance_id, "reason": dropped.reason, "event": dropped.event.event_type.name},
+            )
+            batch.delete.append(message)
+        for event in plan.deferred:
+            message = batch.message_of(event)
+            if not history.events and message.dequeue_count > _MAX_OUT_OF_ORDER_FOR_UNKNOWN:
+                log.info("orchestration.response_to_unknown_instance", extra={"instance_id": instance_id})
+                batch.delete.append(message)
+            else:
+                batch.defer.append((message, None))
+
+    async def _pending_start_delay(self, instance_id: str) -> timedelta | None:
+        """If the instance exists but has not started yet, how long to hold its early events."""
+        record = await self._hub.instances.get(instance_id, fetch_input=False, fetch_output=False)
+        if record is None or record.state.runtime_status != OrchestrationStatus.Pending:
+            return None
+        scheduled = record.state.scheduled_start_time
+        if scheduled is not None and scheduled > utc_now():
+            return min(scheduled - utc_now() + timedelta(seconds=1), timedelta(days=6))
+        return timedelta(seconds=1)
+
+    async def _finish_without_episode(self, instance_id: str, batch: _Batch, plan: EpisodePlan) -> None:
+        if plan.terminated is not None and not plan.executable:
+            # Terminating an instance that has not started: DTAS UpdateStatusForTerminationAsync.
+            await self._hub.instances.update_terminated_without_history(instance_id, plan.terminated)
+            terminated_msg = batch.message_of(plan.terminated)
+            if terminated_msg not in batch.delete:
+                batch.delete.append(terminated_msg)
+        await self._settle(batch)
+
+    # ------------------------------------------------------------------ checkpoint
+    async def _commit(
+        self, instance_id: str, batch: _Batch, history: CachedHistory, outcome: EpisodeOutcome, now: datetime
+    ) -> None:
+        messages, persisted, execution_id, past = await self._run_continue_as_new(instance_id, outcome, history)
+        sender = OrchestrationInstance(instance_id=instance_id, execution_id=execution_id)
+        await self._send_all(sender, messages, persisted.episode)
+        new_events = list(persisted.history)
+        etag = history.etag
+        if new_events:
+            etag = await self._hub.history.checkpoint(
+                instance_id,
+                execution_id,
+                all_event_count=len(past) + len(new_events),
+                new_events=new_events,
+                etag=history.etag,
+                now=now,
+            )
+            await self._update_instance_row(instance_id, execution_id, persisted, new_events, now)
+        if outcome.continued_as_new is not None and history.blob_names:
+            await self._hub.history.delete_blobs(history.blob_names)
+        for event in new_events:
+            event.is_played = True
+        self._cache.put(
+            instance_id,
+            CachedHistory(
+                execution_id=execution_id,
+                events=[*past, *new_events],
+                etag=etag,
+                blob_names=[] if outcome.continued_as_new else history.blob_names,
+            ),
+        )
+        consumed = {id(m) for m in batch.delete} | {id(m) for m, _ in batch.defer}
+        batch.delete.extend(m for m in batch.messages if id(m) not in consumed)
+        await self._settle(batch)
+        log.debug(
+            "orchestration.checkpointed",
+            extra={"instance_id": instance_id, "events": len(new_events), "status": persisted.status.name},
+        )
+
+    async def _run_continue_as_new(
+        self, instance_id: str, outcome: EpisodeOutcome, history: CachedHistory
+    ) -> tuple[list[tuple[str, TaskMessage, timedelta | None]], EpisodeOutcome, str, list[HistoryEvent]]:
+        """Follow ContinueAsNew in-process (as DTFx does); only the last execution is persisted."""
+        messages = self._route(instance_id, outcome)
+        current, past, execution_id = outcome, list(history.events), history.execution_id or ""
+        hops = 0
+        while current.continued_as_new is not None:
+            hops += 1
+            if hops > 1000:
+                raise RuntimeError("ContinueAsNew loop did not settle")
+            new = current.continued_as_new
+            state = ReplayState(instance_id, [])
+            plan = state.prepare(list(new.new_events), now=utc_now())
+            result = await self._runtime.run_episode(plan.request) if plan.request is not None else None
+            current = state.apply(plan, result)
+            messages += self._route(instance_id, current)
+            past, execution_id = [], new.execution_id
+        return messages, current, execution_id, past
+
+    def _route(self, instance_id: str, outcome: EpisodeOutcome) -> list[tuple[str, TaskMessage, timedelta | None]]:
+        names = self._hub.names
+        now = utc_now()
+        routed: list[tuple[str, TaskMessage, timedelta | None]] = []
+        routed += [(names.work_item_queue, tm, None) for tm in outcome.work_item_messages]
+        for tm in outcome.timer_messages:
+            fire_at = getattr(tm.event, "fire_at", now)
+            routed.append((names.control_queue_for(instance_id), tm, max(timedelta(0), fire_at - now)))
+        for tm in outcome.orchestrator_messages:
+            target = tm.orchestration_instance.instance_id
+            delay = None
+            if isinstance(tm.event, ExecutionStartedEvent) and tm.event.scheduled_start_time is not None:
+                delay = max(timedelta(0), tm.event.scheduled_start_time - now)
+            routed.append((names.control_queue_for(target), tm, delay))
+        return routed
+
+    async def _send_all(
+        self, sender: OrchestrationInstance, routed: list[tuple[str, TaskMessage, timedelta | None]], episode: int
+    ) -> None:
+        """Step 1 of the checkpoint: every outbound message, in parallel."""
+        sends = [
+            self._hub.queue(queue_name).send(
+                MessageData(
+                    activity_id=uuid.uuid4(),
+                    task_message=tm,
+                    sequence_number=next_sequence_number(),
+                    episode=episode,
+                    sender=sender,
+                ),
+                visibility_delay=delay,
+            )
+            for queue_name, tm, delay in routed
+        ]
+        await asyncio.gather(*sends)
+
+    async def _update_instance_row(
+        self,
+        instance_id: str,
+        execution_id: str,
+        outcome: EpisodeOutcome,
+        new_events: list[HistoryEvent],
+        now: datetime,
+    ) -> None:
+        entity = instance_codec.instance_update_for_checkpoint(
+            new_events,
+            instance_id=instance_id,
+            execution_id=execution_id,
+            custom_status=outcome.custom_status,
+            task_hub_name=self._hub.names.task_hub,
+            now=now,
+        )
+        if not outcome.ran_runtime:
+            entity.pop("CustomStatus", None)  # leave the column as the last episode set it
+        await self._hub.instances.merge_checkpoint(entity)
+
+    # ------------------------------------------------------------------ settle messages
+    async def _settle(self, batch: _Batch) -> None:
+        """Delete consumed messages and abandon deferred ones: the final commit step."""
+        work = [self._hub.queue(m.queue_name).delete(m) for m in batch.delete]
+        work += [self._hub.queue(m.queue_name).abandon(m, delay=delay) for m, delay in batch.defer]
+        await asyncio.gather(*work)
+
+    async def _abandon_all(self, messages: Sequence[QueueMessage]) -> None:
+        for message in messages:
+            if await self._poison.quarantine_if_exhausted(message, "episode failed repeatedly"):
+                continue
+            try:
+                await self._hub.queue(message.queue_name).abandon(message)
+            except Exception:
+                log.exception("orchestration.abandon_failed", extra={"queue": message.queue_name})

@@ -1,0 +1,277 @@
+"""Partition ownership through the ``{Hub}Partitions`` table (DTAS partition manager v3).
+
+Each iteration reads all rows and, for each: claims free, expired or handed-over partitions;
+renews its own; marks partitions of a shutting-down or over-loaded owner as wanted
+(``NextOwner = me``); and hands its own partitions over when someone else wants them (stop
+dequeuing, let running episodes finish, release). Every write is a Replace with ``If-Match``,
+so two workers can never both believe they won the same row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
+
+from ..model import utc_now
+from ..settings import WorkerSettings
+from ..storage.hub import TaskHubStorage
+
+__all__ = ["Lease", "PartitionManager", "plan_steals"]
+
+log = logging.getLogger(__name__)
+
+QueueCallback = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class Lease:
+    """One row of the Partitions table."""
+
+    name: str
+    current_owner: str | None
+    next_owner: str | None
+    owned_since: datetime | None
+    last_renewal: datetime | None
+    expires_at: datetime | None
+    is_draining: bool
+    etag: str
+
+    @classmethod
+    def from_entity(cls, entity: Any) -> Lease:
+        return cls(
+            name=str(entity["RowKey"]),
+            current_owner=entity.get("CurrentOwner") or None,
+            next_owner=entity.get("NextOwner") or None,
+            owned_since=entity.get("OwnedSince"),
+            last_renewal=entity.get("LastRenewal"),
+            expires_at=entity.get("ExpiresAt"),
+            is_draining=bool(entity.get("IsDraining", False)),
+            etag=str(entity.metadata["etag"]),
+        )
+
+    def to_entity(self) -> dict[str, Any]:
+        entity: dict[str, Any] = {"PartitionKey": "", "RowKey": self.name, "IsDraining": self.is_draining}
+        for column, value in (
+            ("CurrentOwner", self.current_owner),
+            ("NextOwner", self.next_owner),
+            ("OwnedSince", self.owned_since),
+            ("LastRenewal", self.last_renewal),
+            ("ExpiresAt", self.expires_at),
+        ):
+            if value is not None:
+                entity[column] = value
+        return entity
+
+    def claimable_by(self, me: str, now: datetime) -> bool:
+        if self.current_owner is None and self.next_owner in (None, me):
+            return True
+        return self.current_owner != me and self.expires_at is not None and now >= self.expires_at
+
+
+def plan_steals(leases: list[Lease], me: str, now: datetime) -> list[Lease]:
+    """Rows this worker should ask for (``NextOwner = me``) to balance the load.
+
+    ``avg = partitions // (other owners + 1)``; rows being handed over count for their
+    ``NextOwner``. An owner that drains for shutdown gives up all its rows.
+    """
+    owners: Counter[str] = Counter()
+    for lease in leases:
+        holder = lease.next_owner or lease.current_owner
+        if holder is not None and not (lease.expires_at is not None and now >= lease.expires_at):
+            owners[holder] += 1
+    mine = owners.pop(me, 0)
+    wanted = [
+        lease
+        for lease in leases
+        if lease.current_owner not in (None, me) and lease.is_draining and lease.next_owner is None
+    ]
+    if not owners:
+        return wanted
+    average = len(leases) // (len(owners) + 1)
+    if mine > average:
+        return wanted
+    for owner, count in owners.most_common():
+        excess = count - average
+        if excess <= 0:
+            continue
+        take = min(average - mine, excess) if mine < average else (1 if excess > 1 else 0)
+        candidates = [lease for lease in leases if lease.current_owner == owner and lease.next_owner is None]
+        for lease in candidates[:take]:
+            if lease not in wanted:
+                wanted.append(lease)
+                mine += 1
+    return wanted
+
+
+class PartitionManager:
+    """Runs the claim / renew / steal / hand-over loop and reports ownership changes."""
+
+    def __init__(
+        self,
+        hub: TaskHubStorage,
+        settings: WorkerSettings,
+        *,
+        on_acquired: QueueCallback,
+        on_released: QueueCallback,
+        is_idle: Callable[[str], bool] = lambda _queue: True,
+    ) -> None:
+        self._table: TableClient = hub.table_service.get_table_client(hub.names.partitions_table)
+        self._settings = settings
+        self._me = settings.worker_id
+        self._on_acquired = on_acquired
+        self._on_released = on_released
+        self._is_idle = is_idle
+        self._listening: set[str] = set()
+        self._draining: dict[str, datetime] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    @property
+    def owned(self) -> set[str]:
+        return set(self._listening)
+
+    async def start(self) -> None:
+        """Run one iteration now (so a lone worker owns partitions at once), then loop."""
+        await self._iteration_safely()
+        self._task = asyncio.create_task(self._loop(), name="partition-manager")
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            fast = bool(self._draining) or self._waiting_for_handover
+            interval = 1.0 if fast else self._settings.lease_acquire_interval.total_seconds()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            if not self._stop.is_set():
+                await self._iteration_safely()
+
+    _waiting_for_handover = False
+
+    async def _iteration_safely(self) -> None:
+        for _ in range(10):
+            try:
+                await asyncio.wait_for(self._iteration(), timeout=10)
+                return
+            except _Conflict:
+                continue  # someone wrote a row between our read and write: re-read now
+            except ResourceNotFoundError:
+                log.warning("partitions.table_missing", extra={"worker_id": self._me})
+                return
+            except Exception:
+                log.exception("partitions.iteration_failed", extra={"worker_id": self._me})
+                return
+
+    async def _iteration(self) -> None:
+        now = utc_now()
+        leases = [Lease.from_entity(e) async for e in self._table.query_entities("PartitionKey eq ''")]
+        for lease in leases:
+            if lease.name in self._listening and lease.current_owner != self._me:
+                await self._release_locally(lease.name, "lost")  # self-fencing
+        for lease in leases:
+            await self._handle(lease, now)
+        self._waiting_for_handover = False
+        for lease in plan_steals(leases, self._me, now):
+            lease.next_owner = self._me
+            await self._write(lease)
+            self._waiting_for_handover = True
+            log.info("partitions.steal_requested", extra={"queue": lease.name, "owner": lease.current_owner})
+
+    async def _handle(self, lease: Lease, now: datetime) -> None:
+        if lease.current_owner == self._me and lease.next_owner is not None:
+            await self._hand_over(lease, now)
+        elif lease.current_owner == self._me:
+            lease.last_renewal, lease.expires_at = now, now + self._settings.lease_interval
+            await self._write(lease)
+            await self._ensure_listening(lease.name)
+        elif lease.claimable_by(self._me, now):
+            lease.current_owner, lease.next_owner, lease.is_draining = self._me, None, False
+            lease.owned_since = lease.last_renewal = now
+            lease.expires_at = now + self._settings.lease_claim_duration
+            await self._write(lease)
+            await self._ensure_listening(lease.name)
+            log.info("partitions.claimed", extra={"queue": lease.name, "worker_id": self._me})
+
+    async def _hand_over(self, lease: Lease, now: datetime) -> None:
+        """Someone wants this partition: stop dequeuing, wait for running work, release."""
+        if lease.name in self._listening:
+            await self._release_locally(lease.name, "handing over")
+            self._draining[lease.name] = now
+        started = self._draining.setdefault(lease.name, now)
+        finished = self._is_idle(lease.name) or now - started > self._settings.drain_timeout
+        if finished:
+            lease.current_owner, lease.is_draining = None, False
+            self._draining.pop(lease.name, None)
+            log.info("partitions.released", extra={"queue": lease.name, "to": lease.next_owner})
+        else:
+            lease.is_draining = True
+            lease.last_renewal, lease.expires_at = now, now + self._settings.lease_interval
+        await self._write(lease)
+
+    async def _ensure_listening(self, name: str) -> None:
+        if name not in self._listening:
+            self._listening.add(name)
+            await self._on_acquired(name)
+
+    async def _release_locally(self, name: str, why: str) -> None:
+        if name in self._listening:
+            self._listening.discard(name)
+            log.info("partitions.stop_listening", extra={"queue": name, "reason": why})
+            await self._on_released(name)
+
+    async def _write(self, lease: Lease) -> None:
+        try:
+            result = await self._table.update_entity(
+                lease.to_entity(),
+                mode=UpdateMode.REPLACE,
+                etag=lease.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError as exc:
+            if exc.status_code == 412:
+                raise _Conflict from exc
+            raise
+        lease.etag = str(result.get("etag", lease.etag))
+
+    async def stop(self) -> None:
+        """Stop listening everywhere and release every owned row at once."""
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for name in list(self._listening):
+            await self._release_locally(name, "shutdown")
+        for _ in range(5):
+            try:
+                await self._release_all()
+                return
+            except _Conflict:
+                continue
+            except Exception:
+                log.exception("partitions.release_failed", extra={"worker_id": self._me})
+                return
+
+    async def _release_all(self) -> None:
+        async for entity in self._table.query_entities("PartitionKey eq ''"):
+            lease = Lease.from_entity(entity)
+            if lease.current_owner == self._me:
+                lease.current_owner, lease.is_draining = None, False
+                lease.expires_at = utc_now() - timedelta(seconds=1)
+                await self._write(lease)
+                log.info("partitions.released", extra={"queue": lease.name, "reason": "shutdown"})
+
+
+class _Conflict(Exception):
+    """A partition row changed between our read and our write."""
