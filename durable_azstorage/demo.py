@@ -1,61 +1,108 @@
 """The embedded demo behind ``durable-azstorage demo`` and ``./dev.sh demo``.
 
-Starts a persistent Azurite under the data folder (unless a connection is given), proves
-the storage round trip on the task hub's resources, prints where the data lives and stops.
+Starts a persistent Azurite under the data folder (unless a connection is given), runs a
+worker and two classic orchestrations (a chain of activities and a fan-out/fan-in) written
+with the durabletask SDK, prints results, status and where the data lives, and stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import Iterator
+import json
+import time
+from collections.abc import Generator, Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
+from durabletask import task
 
 from .azurite import Azurite
+from .client import TaskHubClient
 from .connection import StorageAccount
-from .storage.blobs import LargePayloadStore
-from .storage.names import TaskHubNames
+from .model import OrchestrationState
+from .settings import WorkerSettings
+from .worker import Worker
 
 __all__ = ["run_demo"]
+
+
+def say_hello(ctx: task.ActivityContext, city: str) -> str:
+    return f"Hello {city}!"
+
+
+def square(ctx: task.ActivityContext, value: int) -> int:
+    return value * value
+
+
+def hello_cities(ctx: task.OrchestrationContext, _: Any) -> Generator[task.Task[Any], Any, list[str]]:
+    """Function chaining: each activity starts after the previous one finished."""
+    greetings = []
+    for city in ("Tokyo", "Seattle", "London"):
+        greetings.append((yield ctx.call_activity(say_hello, input=city)))
+    return greetings
+
+
+def sum_of_squares(ctx: task.OrchestrationContext, count: int) -> Generator[task.Task[Any], Any, int]:
+    """Fan-out/fan-in: all activities run in parallel, the orchestration waits for all."""
+    squares = yield task.when_all([ctx.call_activity(square, input=i) for i in range(1, count + 1)])
+    return sum(squares)
 
 
 @contextlib.contextmanager
 def _storage(data_dir: Path, connection_string: str | None) -> Iterator[tuple[str, str]]:
     if connection_string:
-        yield connection_string, "the storage account in the connection string"
+        yield connection_string, "the storage account of the given connection string"
         return
     location = data_dir / "azurite"
     with Azurite(location=location) as emulator:
-        yield emulator.connection_string, f"Azurite data folder {location.resolve()}"
+        yield emulator.connection_string, f"the embedded Azurite, data folder {location.resolve()}"
 
 
-async def _round_trip(account: StorageAccount, names: TaskHubNames) -> str:
-    async with account.queue_service() as queues, account.table_service() as tables, account.blob_service() as blobs:
-        await tables.create_table_if_not_exists(names.instances_table)
-        queue = queues.get_queue_client(names.control_queue(0))
-        with contextlib.suppress(Exception):
-            await queue.create_queue()
-        marker = uuid.uuid4().hex
-        await queue.send_message(f'{{"demo":"{marker}"}}')
-        received = [m async for m in queue.receive_messages(max_messages=32)]
-        for message in received:
-            await queue.delete_message(message)
-        payloads = LargePayloadStore(blobs, names.large_messages_container)
-        await payloads.upload_text(f"demo/{marker}.json.gz", '{"hello":"world"}')
-        text = await payloads.download_text(f"demo/{marker}.json.gz")
-        await payloads.delete(f"demo/{marker}.json.gz")
-        ok = any(marker in str(m.content) for m in received)
-        return f"queue round trip {'ok' if ok else 'FAILED'}, blob round trip {text}"
+def _describe(label: str, state: OrchestrationState, seconds: float) -> str:
+    output = json.loads(state.output) if state.output else None
+    status = state.runtime_status.name if state.runtime_status else "?"
+    return f"  {label:<22} {status:<10} {seconds:5.2f}s  id={state.instance_id}  output={output}"
+
+
+async def _run(account: StorageAccount, task_hub_name: str) -> int:
+    settings = WorkerSettings(
+        task_hub_name=task_hub_name,
+        worker_id="demo-worker",  # stable, so a second run re-owns its partitions at once
+        max_queue_polling_interval=timedelta(seconds=1),
+    )
+    worker = Worker(account, settings)
+    worker.add_orchestrator(hello_cities)
+    worker.add_orchestrator(sum_of_squares)
+    worker.add_activity(say_hello)
+    worker.add_activity(square)
+    async with worker:
+        client = await TaskHubClient.open(account, task_hub_name)
+        async with client:
+            click.echo(f"Worker {settings.worker_id} owns {len(worker.owned_partitions)} partition(s).")
+            results = []
+            for label, name, payload in (
+                ("chain (3 activities)", "hello_cities", None),
+                ("fan-out (100 squares)", "sum_of_squares", 100),
+            ):
+                started = time.perf_counter()
+                instance_id = await client.schedule_new_orchestration(name, input=payload)
+                state = await client.wait_for_completion(instance_id, timeout=120)
+                results.append(_describe(label, state, time.perf_counter() - started))
+            click.echo("Orchestrations:")
+            for line in results:
+                click.echo(line)
+    return 0
 
 
 def run_demo(*, data_dir: Path, connection_string: str | None, task_hub_name: str) -> int:
-    names = TaskHubNames(task_hub_name)
     with _storage(data_dir, connection_string) as (conn, where):
-        account = StorageAccount.from_connection_string(conn)
-        result = asyncio.run(_round_trip(account, names))
-        click.echo(f"Task hub {task_hub_name}: {result}")
-        click.echo(f"Data lives in: {where}")
-    return 0
+        click.echo(f"Task hub {task_hub_name} on {where}")
+        code = asyncio.run(_run(StorageAccount.from_connection_string(conn), task_hub_name))
+        click.echo(
+            f"Tables {task_hub_name}History / {task_hub_name}Instances / {task_hub_name}Partitions, "
+            f"queues {task_hub_name.lower()}-control-00..03 and {task_hub_name.lower()}-workitems."
+        )
+    return code

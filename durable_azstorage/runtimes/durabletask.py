@@ -66,8 +66,9 @@ SUPPORTED_SDK_VERSION = "1.12"
 _log = logging.getLogger(__name__)
 _sdk_log = logging.getLogger(__name__ + ".sdk")
 if _sdk_log.level == logging.NOTSET:
-    # The executor builds debug summaries whenever its logger level is <= DEBUG (NOTSET is 0).
-    _sdk_log.setLevel(logging.INFO)
+    # The executor builds debug summaries whenever its logger level is <= DEBUG (NOTSET is 0),
+    # and logs every episode at INFO: that is per-episode chatter, so WARNING by default.
+    _sdk_log.setLevel(logging.WARNING)
 
 # The boundary is typed here, not by the SDK: generated protobuf code is dynamic, and the
 # executor classes are private. Everything crossing it is converted immediately.
