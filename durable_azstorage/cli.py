@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from . import __version__
 from .azurite import Azurite, ensure_azurite_installed
+from .connection import StorageAccount
 from .errors import DurableAzStorageError
 
 __all__ = ["main"]
@@ -60,6 +66,91 @@ def azurite(install_only: bool, location: Path, in_memory: bool) -> None:
         pass
     finally:
         emulator.stop()
+
+
+def _load_app(spec: str) -> Callable[[Any], None]:
+    """``module:function``: the function receives the :class:`Worker` and registers functions."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise click.BadParameter("expected MODULE:FUNCTION, e.g. myapp.workflows:register", param_hint="--app")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(f"cannot import {module_name!r}: {exc}", param_hint="--app") from exc
+    register = getattr(module, attr, None)
+    if not callable(register):
+        raise click.BadParameter(f"{module_name!r} has no callable {attr!r}", param_hint="--app")
+    return register  # type: ignore[no-any-return]
+
+
+def _account(connection: str | None) -> StorageAccount:
+    if connection:
+        return StorageAccount.from_connection_string(connection)
+    return StorageAccount.from_settings()
+
+
+@cli.command()
+@click.option("--app", "app_spec", required=True, help="MODULE:FUNCTION that registers orchestrators and activities.")
+@click.option(
+    "--connection", envvar="AzureWebJobsStorage", help="Storage connection string (default: AzureWebJobsStorage)."
+)
+@click.option("--task-hub-name", envvar="DURABLE_TASK_HUB", default="DefaultTaskHub", show_default=True)
+@click.option("--partition-count", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--worker-id", help="Identity in the Partitions table (default: host:pid).")
+@click.option("--max-polling-interval", type=float, default=30.0, show_default=True, help="Seconds.")
+@click.option("--visibility-timeout", type=float, default=300.0, show_default=True, help="Seconds, both queues.")
+@click.option(
+    "--lease-interval",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds a partition lease lasts without renewal (failover time after a crash).",
+)
+def worker(
+    app_spec: str,
+    connection: str | None,
+    task_hub_name: str,
+    partition_count: int,
+    worker_id: str | None,
+    max_polling_interval: float,
+    visibility_timeout: float,
+    lease_interval: float,
+) -> None:
+    """Run a worker for the functions an app module registers, until SIGINT/SIGTERM."""
+    from datetime import timedelta
+
+    from .settings import WorkerSettings
+    from .worker import Worker
+
+    register = _load_app(app_spec)
+    overrides: dict[str, Any] = {
+        "task_hub_name": task_hub_name,
+        "partition_count": partition_count,
+        "max_queue_polling_interval": timedelta(seconds=max_polling_interval),
+        "control_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
+        "work_item_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
+        "lease_interval": timedelta(seconds=lease_interval),
+        # DTAS claims for a fixed minute; shorter test leases shorten the claim too.
+        "lease_claim_duration": timedelta(seconds=60.0 if lease_interval >= 30 else lease_interval),
+        "lease_acquire_interval": timedelta(seconds=min(10.0, lease_interval / 3)),
+    }
+    if worker_id:
+        overrides["worker_id"] = worker_id
+    host = Worker(_account(connection), WorkerSettings(**overrides))
+    register(host)
+    asyncio.run(_serve_worker(host))
+
+
+async def _serve_worker(host: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with host:
+        click.echo(f"worker {host.settings.worker_id} running on task hub {host.settings.task_hub_name}", err=True)
+        await stop.wait()
+        click.echo("stopping: releasing partitions", err=True)
 
 
 @cli.command()

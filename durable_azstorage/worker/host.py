@@ -129,7 +129,11 @@ class Worker:
         for dispatcher in self._dispatchers:
             dispatcher.start()
         self._partitions = PartitionManager(
-            hub, settings, on_acquired=self._on_partition_acquired, on_released=self._on_partition_released
+            hub,
+            settings,
+            on_acquired=self._on_partition_acquired,
+            on_released=self._on_partition_released,
+            is_idle=lambda queue_name: self._sessions.active_in_queue(queue_name) == 0,
         )
         await self._partitions.start()
         log.info("worker.started", extra={"worker_id": settings.worker_id, "task_hub": names.task_hub})
@@ -160,14 +164,23 @@ class Worker:
         log.info("worker.partition_released", extra={"queue": queue_name, "worker_id": self.settings.worker_id})
 
     async def stop(self) -> None:
-        """Stop dequeuing, finish running episodes, release partitions, close clients."""
+        """Graceful stop: hand partitions over first, then finish activities, then close.
+
+        Order: stop dequeuing control messages → let running episodes checkpoint → release the
+        partition rows (another host claims them at its next read, ~2 s) → drain activities
+        (they are not tied to a partition) → close clients.
+        """
         drain = self.settings.drain_timeout.total_seconds()
         for pump in list(self._pumps.values()):
             await pump.stop()
-        for dispatcher in self._dispatchers:
+        orchestrations = [d for d in self._dispatchers if d.name == "orchestrations"]
+        for dispatcher in orchestrations:
             await dispatcher.stop(drain_timeout=drain)
         if self._partitions is not None:
             await self._partitions.stop()
+        for dispatcher in self._dispatchers:
+            if dispatcher not in orchestrations:
+                await dispatcher.stop(drain_timeout=drain)
         self._pumps.clear()
         if self._hub is not None:
             await self._hub.close()

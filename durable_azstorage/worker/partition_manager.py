@@ -150,7 +150,8 @@ class PartitionManager:
     async def _loop(self) -> None:
         while not self._stop.is_set():
             fast = bool(self._draining) or self._waiting_for_handover
-            interval = 1.0 if fast else self._settings.lease_acquire_interval.total_seconds()
+            interval = self._settings.partition_poll_interval.total_seconds()
+            interval = min(interval, 1.0) if fast else interval
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
@@ -192,8 +193,9 @@ class PartitionManager:
         if lease.current_owner == self._me and lease.next_owner is not None:
             await self._hand_over(lease, now)
         elif lease.current_owner == self._me:
-            lease.last_renewal, lease.expires_at = now, now + self._settings.lease_interval
-            await self._write(lease)
+            if self._renewal_due(lease, now):
+                lease.last_renewal, lease.expires_at = now, now + self._settings.lease_interval
+                await self._write(lease)
             await self._ensure_listening(lease.name)
         elif lease.claimable_by(self._me, now):
             lease.current_owner, lease.next_owner, lease.is_draining = self._me, None, False
@@ -202,6 +204,14 @@ class PartitionManager:
             await self._write(lease)
             await self._ensure_listening(lease.name)
             log.info("partitions.claimed", extra={"queue": lease.name, "worker_id": self._me})
+
+    def _renewal_due(self, lease: Lease, now: datetime) -> bool:
+        """Renew every ``lease_acquire_interval`` (DTAS cadence), not on every read."""
+        if lease.last_renewal is None or lease.expires_at is None:
+            return True
+        return now - lease.last_renewal >= self._settings.lease_acquire_interval or (
+            lease.expires_at - now < self._settings.lease_acquire_interval
+        )
 
     async def _hand_over(self, lease: Lease, now: datetime) -> None:
         """Someone wants this partition: stop dequeuing, wait for running work, release."""

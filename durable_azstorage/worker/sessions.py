@@ -37,7 +37,7 @@ class SessionManager(Generic[M]):
         self._instance_of = instance_of
         self._capacity = capacity
         self._pending: dict[str, InstanceBatch[M]] = {}
-        self._active: set[str] = set()
+        self._active: dict[str, str] = {}  # instance id -> control queue
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._held = 0
         self._room = asyncio.Condition()
@@ -70,12 +70,12 @@ class SessionManager(Generic[M]):
                 if batch is not None:
                     self._pending[instance_id] = batch
                 continue
-            self._active.add(instance_id)
+            self._active[instance_id] = batch.queue_name
             return batch
 
     async def complete(self, batch: InstanceBatch[M]) -> None:
         """Mark the batch's messages as no longer held and let queued follow-ups run."""
-        self._active.discard(batch.instance_id)
+        self._active.pop(batch.instance_id, None)
         if batch.instance_id in self._pending:
             self._ready.put_nowait(batch.instance_id)
         await self._release(len(batch.messages))
@@ -92,6 +92,10 @@ class SessionManager(Generic[M]):
 
     def is_active(self, instance_id: str) -> bool:
         return instance_id in self._active
+
+    def active_in_queue(self, queue_name: str) -> int:
+        """Episodes running for a partition: a hand-over waits for them to finish."""
+        return sum(1 for queue in self._active.values() if queue == queue_name)
 
     async def _release(self, count: int) -> None:
         async with self._room:

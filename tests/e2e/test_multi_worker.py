@@ -1,0 +1,174 @@
+"""Several worker *processes* on one task hub: balance, kill -9 failover, graceful hand-over.
+
+Workers run the real CLI (``python -m durable_azstorage.cli worker``) against the session's
+Azurite; ownership is read from the Partitions table, completions from the History table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from azure.data.tables.aio import TableClient
+
+from durable_azstorage.client import TaskHubClient
+from durable_azstorage.connection import StorageAccount
+from durable_azstorage.model import OrchestrationStatus
+from durable_azstorage.storage.names import TaskHubNames
+from durable_azstorage.storage.taskhub import TaskHub
+from tests.helpers import eventually
+
+REPO = Path(__file__).resolve().parents[2]
+LEASE_SECONDS = 10.0
+VISIBILITY_SECONDS = 15.0
+
+
+class WorkerProcess:
+    def __init__(self, name: str, connection: str, hub: str, log_dir: Path) -> None:
+        self.name = name
+        self._log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, "E2E_WORKER": name, "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "durable_azstorage.cli", "worker",
+                "--app", "tests.e2e.apps:register",
+                "--connection", connection,
+                "--task-hub-name", hub,
+                "--worker-id", name,
+                "--max-polling-interval", "1",
+                "--visibility-timeout", str(VISIBILITY_SECONDS),
+                "--lease-interval", str(LEASE_SECONDS),
+            ],
+            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+@pytest.fixture
+async def hub_setup(
+    storage_account: StorageAccount, storage_connection_string: str, task_hub_name: str, tmp_path: Path
+) -> AsyncIterator[tuple[Callable[[str], WorkerProcess], TaskHubClient, TableClient]]:
+    await TaskHub(storage_account, TaskHubNames(task_hub_name)).create()
+    workers: list[WorkerProcess] = []
+
+    def spawn(name: str) -> WorkerProcess:
+        worker = WorkerProcess(name, storage_connection_string, task_hub_name, tmp_path)
+        workers.append(worker)
+        return worker
+
+    client = await TaskHubClient.open(storage_account, task_hub_name)
+    tables = storage_account.table_service()
+    partitions = tables.get_table_client(f"{task_hub_name}Partitions")
+    try:
+        yield spawn, client, partitions
+    finally:
+        for worker in workers:
+            worker.stop()
+        await client.close()
+        await tables.close()
+        print(f"worker logs in {tmp_path}")
+
+
+async def owners(partitions: TableClient) -> Counter[str]:
+    rows = [e async for e in partitions.query_entities("PartitionKey eq ''")]
+    return Counter(str(r.get("CurrentOwner") or "") for r in rows)
+
+
+async def completed_count(client: TaskHubClient, ids: list[str]) -> int:
+    states = await asyncio.gather(*(client.get_orchestration_state(i, fetch_payloads=False) for i in ids))
+    return sum(1 for s in states if s is not None and s.runtime_status == OrchestrationStatus.Completed)
+
+
+async def test_kill9_one_of_two_workers_loses_nothing(
+    hub_setup: tuple[Callable[[str], WorkerProcess], TaskHubClient, TableClient],
+    storage_account: StorageAccount,
+    task_hub_name: str,
+) -> None:
+    spawn, client, partitions = hub_setup
+    victim, _survivor = spawn("w1"), spawn("w2")
+
+    async def balanced() -> bool:
+        counts = await owners(partitions)
+        return counts.get("w1") == 2 and counts.get("w2") == 2
+
+    await eventually(balanced, timeout=60, message="two workers own two partitions each")
+    ids = await asyncio.gather(*(client.schedule_new_orchestration("hello_sequence") for _ in range(200)))
+    await eventually(lambda: _at_least(client, list(ids), 20), timeout=120, message="20 orchestrations done")
+
+    victim.kill9()
+    killed_at = time.monotonic()
+
+    async def survivor_owns_all() -> bool:
+        return (await owners(partitions)).get("w2") == 4
+
+    await eventually(survivor_owns_all, timeout=120, interval=0.25, message="survivor took all partitions")
+    takeover = time.monotonic() - killed_at
+    await eventually(lambda: _at_least(client, list(ids), 200), timeout=240, interval=0.5, message="all 200 done")
+    all_done = time.monotonic() - killed_at
+    print(f"\nkill -9 failover: partitions taken over after {takeover:.1f}s, all 200 done {all_done:.1f}s after kill")
+
+    # None completed twice: exactly one ExecutionCompleted per instance in the History table.
+    history = storage_account.table_service().get_table_client(f"{task_hub_name}History")
+    async with history:
+        completions: Counter[str] = Counter()
+        async for row in history.query_entities("EventType eq 'ExecutionCompleted'", select=["PartitionKey"]):
+            completions[str(row["PartitionKey"])] += 1
+    assert set(completions) == set(ids)
+    assert all(count == 1 for count in completions.values())
+    outputs = [await client.get_orchestration_state(i) for i in ids]
+    workers_seen = {line.rsplit(" ", 1)[-1] for s in outputs if s and s.output for line in json.loads(s.output)}
+    assert workers_seen == {"w1", "w2"}  # both made progress before the kill
+
+
+async def test_graceful_stop_hands_over_partitions(
+    hub_setup: tuple[Callable[[str], WorkerProcess], TaskHubClient, TableClient],
+) -> None:
+    spawn, client, partitions = hub_setup
+    stays, leaves = spawn("a"), spawn("b")
+
+    async def balanced() -> bool:
+        counts = await owners(partitions)
+        return counts.get("a") == 2 and counts.get("b") == 2
+
+    await eventually(balanced, timeout=60, message="balanced")
+    leaves.terminate()
+    stopped_at = time.monotonic()
+
+    async def a_owns_all() -> bool:
+        return (await owners(partitions)).get("a") == 4
+
+    await eventually(a_owns_all, timeout=30, interval=0.1, message="hand-over after graceful stop")
+    handover = time.monotonic() - stopped_at
+    print(f"\ngraceful stop: partitions handed over in {handover:.1f}s")
+    instance_id = await client.schedule_new_orchestration("hello_sequence")
+    state = await client.wait_for_completion(instance_id, timeout=60)
+    assert state.runtime_status == OrchestrationStatus.Completed
+    assert stays.proc.poll() is None
+
+
+async def _at_least(client: TaskHubClient, ids: list[str], n: int) -> bool:
+    return await completed_count(client, ids) >= n
