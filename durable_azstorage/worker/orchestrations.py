@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from ..errors import CheckpointConflictError
 from ..model import (
+    EventType,
     ExecutionStartedEvent,
     HistoryEvent,
     OrchestrationInstance,
@@ -101,6 +102,8 @@ class OrchestrationProcessor:
         await self._screen_starts(instance_id, batch)
         history = await self._load(instance_id, batch)
         state = ReplayState(instance_id, history.events)
+        if history.events and state.status.is_terminal:
+            await self._repair_terminal_row(instance_id, history, state)
         now = utc_now()
         plan = state.prepare(batch.events(), now=now)
         await self._classify_leftovers(instance_id, batch, plan, history)
@@ -125,9 +128,16 @@ class OrchestrationProcessor:
         if cached is not None and not wanted_other and (expected is None or expected == cached.execution_id):
             return cached
         loaded: HistoryLoad = await self._hub.history.load(instance_id, expected)
+        events = list(loaded.events)
+        if loaded.is_checkpoint_complete is False:
+            events = _last_complete_episode(events)
+            log.warning(
+                "orchestration.partial_checkpoint_found",
+                extra={"instance_id": instance_id, "kept": len(events), "stored": len(loaded.events)},
+            )
         fresh = CachedHistory(
-            execution_id=loaded.execution_id if loaded.events else expected,
-            events=list(loaded.events),
+            execution_id=loaded.execution_id if events else expected,
+            events=events,
             etag=loaded.etag,
             blob_names=list(loaded.blob_names),
         )
@@ -143,6 +153,33 @@ class OrchestrationProcessor:
             if execution and execution != cached.execution_id:
                 return True
         return False
+
+    async def _repair_terminal_row(self, instance_id: str, history: CachedHistory, state: ReplayState) -> None:
+        """DTAS repair path: history is final but the Instances row may not say so.
+
+        A crash between the history commit and the Instances write of a *final* episode
+        leaves the row ``Running`` forever, because no later episode rewrites it. The inbound
+        message re-appears after its visibility timeout and lands here: rewrite the row from
+        the history (merge, so the last custom status survives).
+        """
+        record = await self._hub.instances.get(instance_id, fetch_input=False, fetch_output=False)
+        row = record.state if record else None
+        if row is not None and row.execution_id == history.execution_id and row.runtime_status == state.status:
+            return
+        entity = instance_codec.instance_update_for_checkpoint(
+            history.events,
+            instance_id=instance_id,
+            execution_id=history.execution_id or "",
+            custom_status=None,
+            task_hub_name=self._hub.names.task_hub,
+            now=history.events[-1].timestamp,
+        )
+        entity.pop("CustomStatus", None)
+        await self._hub.instances.merge_checkpoint(entity)
+        log.warning(
+            "orchestration.instance_row_repaired",
+            extra={"instance_id": instance_id, "status": state.status.name},
+        )
 
     # ------------------------------------------------------------------ start de-duplication
     async def _screen_starts(self, instance_id: str, batch: _Batch) -> None:
@@ -351,3 +388,17 @@ class OrchestrationProcessor:
                 await self._hub.queue(message.queue_name).abandon(message)
             except Exception:
                 log.exception("orchestration.abandon_failed", extra={"queue": message.queue_name})
+
+
+def _last_complete_episode(events: list[HistoryEvent]) -> list[HistoryEvent]:
+    """History up to the last ``OrchestratorCompleted``: what a complete checkpoint wrote.
+
+    A checkpoint larger than one table transaction (99 events) is written in several; a crash
+    between them leaves the sentinel's ``IsCheckpointComplete`` false and a partial episode
+    behind. Dropping it makes the inbound messages (never deleted) replay that episode, whose
+    rows are rewritten in place at the same RowKeys.
+    """
+    for index in range(len(events) - 1, -1, -1):
+        if events[index].event_type == EventType.OrchestratorCompleted:
+            return events[: index + 1]
+    return []

@@ -211,3 +211,26 @@ async def test_terminate_pending_instance(worker_and_client: tuple[Worker, TaskH
         return s is not None and s.runtime_status == OrchestrationStatus.Terminated and s.last_updated_time is not None
 
     await eventually(still_terminated)
+
+
+async def test_stale_instance_row_of_a_finished_instance_is_repaired(
+    worker_and_client: tuple[Worker, TaskHubClient], storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    """Crash window: history says Completed, the Instances row still says Running."""
+    _, client = worker_and_client
+    state = await _run(client, "chain")
+    assert state.runtime_status == OrchestrationStatus.Completed
+    from durable_azstorage.storage.partitioning import escape_partition_key
+
+    async with storage_account.table_service() as tables:
+        row = tables.get_table_client(f"{task_hub_name}Instances")
+        await row.upsert_entity(
+            {"PartitionKey": escape_partition_key(state.instance_id), "RowKey": "", "RuntimeStatus": "Running"}
+        )
+    await client.raise_event(state.instance_id, "late", 1)  # any message for the instance
+
+    async def repaired() -> bool:
+        current = await client.get_orchestration_state(state.instance_id)
+        return current is not None and current.runtime_status == OrchestrationStatus.Completed
+
+    await eventually(repaired, timeout=30, message="Instances row repaired from history")

@@ -114,3 +114,23 @@ def test_settings_validation(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         WorkerSettings(**bad)  # type: ignore[arg-type]
 
+
+def test_partial_checkpoint_is_cut_back_to_the_last_complete_episode() -> None:
+    from durable_azstorage.model import (
+        ExecutionStartedEvent,
+        OrchestratorCompletedEvent,
+        OrchestratorStartedEvent,
+        TaskCompletedEvent,
+        TaskScheduledEvent,
+    )
+    from durable_azstorage.worker.orchestrations import _last_complete_episode
+
+    first = [
+        OrchestratorStartedEvent(),
+        ExecutionStartedEvent(),
+        TaskScheduledEvent(event_id=0),
+        OrchestratorCompletedEvent(),
+    ]
+    partial = [OrchestratorStartedEvent(), TaskCompletedEvent(task_scheduled_id=0), TaskScheduledEvent(event_id=1)]
+    assert _last_complete_episode(first + partial) == first
+    assert _last_complete_episode(partial) == []
