@@ -65,7 +65,7 @@ class ControlQueuePump:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        released = self._sessions.drop_queue(self.queue_name)
+        released = await self._sessions.drop_queue(self.queue_name)
         await asyncio.gather(*(self._queue.abandon(m, delay=timedelta(0)) for m in released), return_exceptions=True)
 
     async def _run(self) -> None:

@@ -80,14 +80,14 @@ class SessionManager(Generic[M]):
             self._ready.put_nowait(batch.instance_id)
         await self._release(len(batch.messages))
 
-    def drop_queue(self, queue_name: str) -> list[M]:
-        """Forget pending (not active) batches of a lost partition; returns their messages."""
+    async def drop_queue(self, queue_name: str) -> list[M]:
+        """Forget pending (not running) batches of a lost partition; returns their messages."""
         dropped: list[M] = []
         for instance_id, batch in list(self._pending.items()):
             if batch.queue_name == queue_name:
                 dropped.extend(batch.messages)
                 del self._pending[instance_id]
-        self._held -= len(dropped)
+        await self._release(len(dropped))
         return dropped
 
     def is_active(self, instance_id: str) -> bool:

@@ -85,11 +85,11 @@ async def test_session_manager_capacity_blocks_until_release() -> None:
     await asyncio.wait_for(waiter, 1)
 
 
-def test_drop_queue_returns_pending_messages() -> None:
+async def test_drop_queue_returns_pending_messages() -> None:
     manager: SessionManager[tuple[str, int]] = SessionManager(lambda m: m[0], capacity=10)
     manager.add("q0", [("a", 1)])
     manager.add("q1", [("b", 1)])
-    assert manager.drop_queue("q0") == [("a", 1)]
+    assert await manager.drop_queue("q0") == [("a", 1)]
     assert manager.held == 1
 
 
