@@ -234,3 +234,55 @@ async def test_stale_instance_row_of_a_finished_instance_is_repaired(
         return current is not None and current.runtime_status == OrchestrationStatus.Completed
 
     await eventually(repaired, timeout=30, message="Instances row repaired from history")
+
+
+async def test_terminate_suspended_instance(worker_and_client: tuple[Worker, TaskHubClient]) -> None:
+    _, client = worker_and_client
+    instance_id = await client.schedule_new_orchestration("approval")
+
+    async def status_is(status: OrchestrationStatus) -> bool:
+        state = await client.get_orchestration_state(instance_id)
+        return state is not None and state.runtime_status == status
+
+    await eventually(lambda: status_is(OrchestrationStatus.Running), message="running")
+    await client.suspend(instance_id)
+    await eventually(lambda: status_is(OrchestrationStatus.Suspended), message="suspended")
+    await client.terminate(instance_id, "bye")
+    state = await client.wait_for_completion(instance_id, timeout=30)
+    assert state.runtime_status == OrchestrationStatus.Terminated
+
+
+SLOW_RUNS: list[str] = []
+
+
+def slow(ctx: task.ActivityContext, seconds: float) -> str:
+    SLOW_RUNS.append(ctx.orchestration_id)
+    import time
+
+    time.sleep(seconds)  # longer than the work-item visibility timeout
+    return "slow done"
+
+
+def slow_orchestration(ctx: task.OrchestrationContext, seconds: float) -> Generator[task.Task[Any], Any, str]:
+    return (yield ctx.call_activity(slow, input=seconds))
+
+
+async def test_long_activity_keeps_its_lock(storage_account: StorageAccount, task_hub_name: str) -> None:
+    """Visibility is renewed while an activity runs, so no other worker runs it again."""
+    settings = WorkerSettings(
+        task_hub_name=task_hub_name,
+        max_queue_polling_interval=timedelta(seconds=1),
+        work_item_queue_visibility_timeout=timedelta(seconds=2),
+    )
+    first, second = (
+        Worker(storage_account, settings.with_changes(worker_id="one")),
+        Worker(storage_account, settings.with_changes(worker_id="two")),
+    )
+    for worker in (first, second):
+        worker.add_orchestrator(slow_orchestration)
+        worker.add_activity(slow)
+    async with first, second, await TaskHubClient.open(storage_account, task_hub_name) as client:
+        instance_id = await client.schedule_new_orchestration("slow_orchestration", input=6)
+        state = await client.wait_for_completion(instance_id, timeout=60)
+    assert json.loads(state.output) == "slow done"
+    assert SLOW_RUNS.count(instance_id) == 1
