@@ -1,8 +1,10 @@
 """Counting storage transactions: every HTTP request the Azure SDK clients send, classified.
 
 Storage is billed per transaction, and the data-flow of an orchestration step is judged by
-how many it costs; this azure-core pipeline policy makes that number observable in tests,
-benchmarks and production (``StorageAccount.with_client_kwargs(per_call_policies=[...])``).
+how many it costs; this request hook makes that number observable in tests, benchmarks and
+production: ``account.with_client_kwargs(**counter.client_kwargs())``. (The storage SDKs build
+their own pipelines and ignore ``per_call_policies``; every one of them honours
+``raw_request_hook``.)
 """
 
 from __future__ import annotations
@@ -115,6 +117,13 @@ class TransactionCounter(SansIOHTTPPolicy):  # type: ignore[type-arg]
         key = classify_request(http.method, http.url, self._ports)
         with self._lock:
             self.counts[key] += 1
+
+    def __call__(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
+        self.on_request(request)
+
+    def client_kwargs(self) -> dict[str, object]:
+        """Keyword arguments that make every Azure Storage client report to this counter."""
+        return {"raw_request_hook": self}
 
     def snapshot(self) -> Counter[tuple[str, str]]:
         with self._lock:
