@@ -71,8 +71,17 @@ class ActivityProcessor:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewal
-        await self._respond(message, tm, result)
-        await self._queue.delete(message)
+        try:
+            await self._respond(message, tm, result)
+            await self._queue.delete(message)
+        except Exception:
+            # Storage trouble, not user code: put the work item back with back-off so it is
+            # retried (the activity may run again: activities are at-least-once).
+            log.exception("activity.completion_failed", extra={"message_id": message.message_id})
+            try:
+                await self._queue.abandon(message)
+            except Exception:
+                log.warning("activity.abandon_failed", extra={"message_id": message.message_id}, exc_info=True)
 
     async def _run(self, tm: TaskMessage) -> ActivityResult:
         event = tm.event
