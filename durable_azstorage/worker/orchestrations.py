@@ -26,6 +26,7 @@ from ..model import (
     utc_now,
 )
 from ..runtimes.base import OrchestrationRuntime
+from ..runtimes.rules import is_out_of_order
 from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
 from ..storage import instance_codec
 from ..storage.history_store import HistoryLoad
@@ -225,6 +226,13 @@ class OrchestrationProcessor:
                 if delay is not None:
                     # Raised before the start was processed (DTAS issue #720 drops these).
                     batch.defer.append((message, delay))
+                    continue
+                if is_out_of_order(dropped.event, ()) and message.dequeue_count <= _MAX_OUT_OF_ORDER_FOR_UNKNOWN:
+                    # DTAS §2.4: a response may beat its instance's first history commit (the
+                    # scheduling episode sends before it writes history, and the partition may
+                    # have moved meanwhile). Deleting it would strand the instance, so it is out
+                    # of order (abandoned with back-off) until its 6th dequeue.
+                    batch.defer.append((message, None))
                     continue
             log.info(
                 "orchestration.message_discarded",
