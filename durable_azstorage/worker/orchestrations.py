@@ -29,7 +29,7 @@ from ..runtimes.base import OrchestrationRuntime
 from ..runtimes.rules import is_out_of_order
 from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
 from ..storage import instance_codec
-from ..storage.history_store import HistoryLoad
+from ..storage.history_store import HistoryLoad, OffloadedProperty
 from ..storage.hub import TaskHubStorage
 from ..storage.queue_codec import MessageData
 from ..storage.queues import QueueMessage, next_sequence_number
@@ -203,11 +203,18 @@ class OrchestrationProcessor:
                     log.info("orchestration.start_after_terminate_dropped", extra={"instance_id": instance_id})
                     batch.delete.append(message)
                 continue
-            if message.dequeue_count >= _MAX_START_DEFERRALS or (
-                event.generation == row.generation
-                and row.runtime_status == OrchestrationStatus.Pending
-                and row.created_time is not None
-                and row.created_time < event.timestamp
+            superseded = (
+                event.generation is not None and row.generation is not None and event.generation < row.generation
+            )
+            if (
+                message.dequeue_count >= _MAX_START_DEFERRALS
+                or superseded
+                or (
+                    event.generation == row.generation
+                    and row.runtime_status == OrchestrationStatus.Pending
+                    and row.created_time is not None
+                    and row.created_time < event.timestamp
+                )
             ):
                 log.info("orchestration.duplicate_start_dropped", extra={"instance_id": instance_id})
                 batch.delete.append(message)
@@ -276,6 +283,7 @@ class OrchestrationProcessor:
         new_events = list(persisted.history)
         etag = history.etag
         if new_events:
+            offloaded: list[OffloadedProperty] = []
             etag = await self._hub.history.checkpoint(
                 instance_id,
                 execution_id,
@@ -283,8 +291,9 @@ class OrchestrationProcessor:
                 new_events=new_events,
                 etag=history.etag,
                 now=now,
+                offloaded=offloaded,
             )
-            await self._update_instance_row(instance_id, execution_id, persisted, new_events, now)
+            await self._update_instance_row(instance_id, execution_id, persisted, new_events, now, offloaded)
         if outcome.continued_as_new is not None and history.blob_names:
             await self._hub.history.delete_blobs(history.blob_names)
         for event in new_events:
@@ -368,6 +377,7 @@ class OrchestrationProcessor:
         outcome: EpisodeOutcome,
         new_events: list[HistoryEvent],
         now: datetime,
+        offloaded: list[OffloadedProperty],
     ) -> None:
         entity = instance_codec.instance_update_for_checkpoint(
             new_events,
@@ -379,7 +389,8 @@ class OrchestrationProcessor:
         )
         if not outcome.ran_runtime:
             entity.pop("CustomStatus", None)  # leave the column as the last episode set it
-        await self._hub.instances.merge_checkpoint(entity)
+        # Large Input/Output point at the blob the history row just got (as DTAS does).
+        await self._hub.instances.merge_checkpoint(entity, offloaded=offloaded)
 
     # ------------------------------------------------------------------ settle messages
     async def _settle(self, batch: _Batch) -> None:
