@@ -1,5 +1,10 @@
-"""Clients of a task hub: start, inspect and manage instances; no worker needed."""
+"""Clients of a task hub: start, inspect and manage instances; no worker needed.
 
-from ._async_client import DEFAULT_DEDUPE_STATUSES, TaskHubClient
+``TaskHubClient`` here is the async client (kept for existing imports); the public homes are
+``durable_azstorage.TaskHubClient`` (sync) and ``durable_azstorage.aio.TaskHubClient`` (async).
+"""
 
-__all__ = ["DEFAULT_DEDUPE_STATUSES", "TaskHubClient"]
+from ._async_client import DEFAULT_DEDUPE_STATUSES, InstancePage, PurgeResult, TaskHubClient
+from ._sync_client import TaskHubClient as SyncTaskHubClient
+
+__all__ = ["DEFAULT_DEDUPE_STATUSES", "InstancePage", "PurgeResult", "SyncTaskHubClient", "TaskHubClient"]

@@ -12,7 +12,8 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
@@ -25,6 +26,7 @@ from ..model import (
     ExecutionStartedEvent,
     ExecutionSuspendedEvent,
     ExecutionTerminatedEvent,
+    GenericEvent,
     HistoryEvent,
     OrchestrationInstance,
     OrchestrationState,
@@ -32,12 +34,15 @@ from ..model import (
     TaskMessage,
     utc_now,
 )
+from ..model.status import TERMINAL_STATUSES
 from ..storage.hub import TaskHubStorage
 from ..storage.names import validate_instance_id
+from ..storage.partitioning import escape_partition_key
 from ..storage.queue_codec import MessageData
 from ..storage.queues import next_sequence_number
+from ._payloads import management_urls
 
-__all__ = ["DEFAULT_DEDUPE_STATUSES", "TaskHubClient", "to_json"]
+__all__ = ["DEFAULT_DEDUPE_STATUSES", "InstancePage", "PurgeResult", "TaskHubClient", "to_json"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,23 @@ _RUNNING_STATES = frozenset(
     }
 )
 _CLIENT_SENDER = OrchestrationInstance(instance_id="", execution_id="")
+_PURGE_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class InstancePage:
+    """One page of a query and the token for the next one (None when there are no more)."""
+
+    instances: list[OrchestrationState]
+    continuation_token: str | None
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What a purge removed: Instances rows and History rows (``func durable purge-history``)."""
+
+    instances_deleted: int
+    rows_deleted: int
 
 
 def to_json(value: Any) -> str | None:
@@ -211,9 +233,181 @@ class TaskHubClient:
             await asyncio.sleep(pause)
             delay = min(delay * 1.5, 2.0)
 
-    async def list_instances(self, **filters: Any) -> AsyncIterator[OrchestrationState]:
-        async for state in self._hub.instances.query_all(**filters):
-            yield state
+    def create_http_management_payload(
+        self, instance_id: str, base_url: str, *, connection: str = "Storage", code: str | None = None
+    ) -> dict[str, str]:
+        """The ``CreateCheckStatusResponse`` body for an instance served at ``base_url``."""
+        return management_urls(instance_id, base_url, task_hub=self.task_hub_name, connection=connection, code=code)
+
+    # ------------------------------------------------------------------ queries
+
+    async def get_orchestration_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's history events, oldest first (``GetOrchestrationHistoryAsync``)."""
+        await self._require(instance_id)
+        loaded = await self._hub.history.load(instance_id)
+        return list(loaded.events)
+
+    async def query_instances(
+        self,
+        *,
+        runtime_status: Collection[OrchestrationStatus] | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        instance_id_prefix: str | None = None,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+        fetch_payloads: bool = True,
+    ) -> InstancePage:
+        """One page of instances; a page may be short (even empty) while a token is returned.
+
+        Raises ``ValueError`` for a malformed continuation token or a non-positive page size.
+        """
+        if page_size < 1 or page_size > 1000:
+            raise ValueError("page_size must be between 1 and 1000")
+        states, token = await self._hub.instances.query(
+            runtime_status=runtime_status,
+            created_from=created_from,
+            created_to=created_to,
+            instance_id_prefix=instance_id_prefix,
+            page_size=page_size,
+            continuation_token=continuation_token,
+            fetch_input=fetch_payloads,
+            fetch_output=fetch_payloads,
+        )
+        return InstancePage(states, token)
+
+    async def list_instances(
+        self,
+        *,
+        runtime_status: Collection[OrchestrationStatus] | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        instance_id_prefix: str | None = None,
+        page_size: int = 100,
+        fetch_payloads: bool = True,
+    ) -> AsyncIterator[OrchestrationState]:
+        """Every matching instance, following continuation tokens."""
+        token: str | None = None
+        while True:
+            page = await self.query_instances(
+                runtime_status=runtime_status,
+                created_from=created_from,
+                created_to=created_to,
+                instance_id_prefix=instance_id_prefix,
+                page_size=page_size,
+                continuation_token=token,
+                fetch_payloads=fetch_payloads,
+            )
+            for state in page.instances:
+                yield state
+            token = page.continuation_token
+            if token is None:
+                return
+
+    # ------------------------------------------------------------------ purge
+
+    async def purge_instance(self, instance_id: str) -> PurgeResult:
+        """Delete the instance's history rows, large-message blobs and Instances row.
+
+        Like DTAS this purges regardless of status (queue messages are not touched); raises
+        :class:`InstanceNotFoundError` when there is no Instances row.
+        """
+        await self._require(instance_id)
+        return await self._purge_one(instance_id)
+
+    async def _purge_one(self, instance_id: str) -> PurgeResult:
+        escaped = escape_partition_key(instance_id)
+        prefixes = {f"{instance_id}/", f"{escaped}/"}  # queue blobs use the raw id, history blobs the key
+        results = await asyncio.gather(
+            self._hub.history.purge(instance_id), *(self._hub.payloads.delete_prefix(p) for p in prefixes)
+        )
+        await self._hub.instances.delete(instance_id)
+        log.info("client.instance_purged", extra={"instance_id": instance_id, "rows": results[0]})
+        return PurgeResult(instances_deleted=1, rows_deleted=results[0])
+
+    async def purge_instances(
+        self,
+        *,
+        created_from: datetime,
+        created_to: datetime | None = None,
+        runtime_status: Collection[OrchestrationStatus] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> PurgeResult:
+        """Purge every instance created in the range whose status is terminal.
+
+        Non-terminal statuses in ``runtime_status`` are ignored; when none is left (or none
+        was given) all terminal statuses are purged. Unlike DTAS, a filter like ``[Running]``
+        never widens to "everything": running instances are never purged. ``progress`` is
+        called with the number purged so far.
+        """
+        statuses = [s for s in (runtime_status or TERMINAL_STATUSES) if s in TERMINAL_STATUSES]
+        if not statuses:
+            return PurgeResult(0, 0)
+        limiter = asyncio.Semaphore(_PURGE_CONCURRENCY)
+        done = PurgeResult(0, 0)
+        tasks: list[asyncio.Task[PurgeResult]] = []
+
+        async def purge(instance_id: str) -> PurgeResult:
+            nonlocal done
+            async with limiter:
+                result = await self._purge_one(instance_id)
+            done = PurgeResult(done.instances_deleted + 1, done.rows_deleted + result.rows_deleted)
+            if progress is not None:
+                progress(done.instances_deleted)
+            return result
+
+        async for state in self.list_instances(
+            runtime_status=sorted(statuses),
+            created_from=created_from,
+            created_to=created_to or utc_now(),
+            fetch_payloads=False,
+        ):
+            tasks.append(asyncio.create_task(purge(state.instance_id)))
+        await asyncio.gather(*tasks)
+        return done
+
+    # ------------------------------------------------------------------ restart / rewind
+
+    async def restart(self, instance_id: str, *, new_instance_id: bool = False) -> str:
+        """Start the instance's orchestration again with its original input; returns the id.
+
+        With the same id the previous execution is replaced (a running one is refused with
+        :class:`InstanceAlreadyExistsError`), as Durable Functions' ``RestartAsync`` does.
+        """
+        record = await self._hub.instances.get(instance_id, fetch_input=True, fetch_output=False)
+        if record is None:
+            raise InstanceNotFoundError(f"no orchestration instance with id {instance_id!r}")
+        state = record.state
+        if not state.name:
+            raise InvalidInstanceStateError(f"instance {instance_id!r} has no orchestration name to restart")
+        return await self.schedule_new_orchestration(
+            state.name,
+            raw_input=state.input,
+            instance_id=None if new_instance_id else instance_id,
+            version=state.version,
+        )
+
+    async def rewind(self, instance_id: str, reason: str | None = None) -> list[str]:
+        """DTAS legacy rewind of a Failed instance (runtime-algorithms.md §6.3).
+
+        Failure rows of the latest execution (and of failed sub-orchestrations, recursively)
+        become ``GenericEvent`` rows, the rows are set Pending, and each failed leaf gets a
+        ``GenericEvent`` message that makes a worker replay it and re-run the failed work.
+        Returns the leaves that were sent the message.
+        """
+        state = await self._require(instance_id)
+        if state.runtime_status is not OrchestrationStatus.Failed:
+            status = state.runtime_status.name if state.runtime_status else "unknown"
+            raise InvalidInstanceStateError(
+                f"instance {instance_id!r} is {status}; it must have a status of 'Failed' to be rewound"
+            )
+        leaves = await self._hub.history.rewrite_rows_for_rewind(
+            instance_id, mark_pending=self._hub.instances.set_pending_for_rewind
+        )
+        for leaf in leaves:
+            await self._send(GenericEvent(data=reason or ""), OrchestrationInstance(instance_id=leaf))
+        log.info("client.instance_rewound", extra={"instance_id": instance_id, "leaves": leaves})
+        return leaves
 
     async def _send(self, event: HistoryEvent, instance: OrchestrationInstance) -> str | None:
         """Enqueue a client message to the instance's control queue; returns a blob URL if offloaded."""

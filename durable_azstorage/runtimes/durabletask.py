@@ -227,7 +227,6 @@ _PAYLOAD: dict[type[m.HistoryEvent], Callable[[Any], dict[str, Any]]] = {
         "eventSent": pb.EventSentEvent(instanceId=e.instance_id or "", name=e.name or "", input=_sv(e.input))
     },
     m.EventRaisedEvent: lambda e: {"eventRaised": pb.EventRaisedEvent(name=e.name or "", input=_sv(e.input))},
-    m.GenericEvent: lambda e: {"genericEvent": pb.GenericEvent(data=_sv(e.data))},
     m.ExecutionSuspendedEvent: lambda e: {"executionSuspended": pb.ExecutionSuspendedEvent(input=_sv(e.reason))},
     m.ExecutionResumedEvent: lambda e: {"executionResumed": pb.ExecutionResumedEvent(input=_sv(e.reason))},
 }
@@ -237,7 +236,9 @@ def to_pb_event(event: m.HistoryEvent) -> PbEvent | None:
     """One model event as a protobuf ``HistoryEvent``; ``None`` for kinds the SDK never replays.
 
     (HistoryState, ExecutionFailed and ExecutionRewound are skipped: DTAS does not write the
-    first two, and rewind is not supported by this adapter yet.)
+    first two, and rewind is not supported by this adapter yet. GenericEvent is skipped as
+    DTFx's executor ignores it: DTAS rewind turns failure rows into GenericEvent rows and
+    wakes the instance with a GenericEvent message, and the SDK would reject the type.)
     """
     convert = _PAYLOAD.get(type(event))
     if convert is None:

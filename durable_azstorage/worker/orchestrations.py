@@ -26,7 +26,7 @@ from ..model import (
     utc_now,
 )
 from ..runtimes.base import OrchestrationRuntime
-from ..runtimes.rules import is_out_of_order
+from ..runtimes.rules import is_out_of_order, runtime_status
 from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
 from ..storage import instance_codec
 from ..storage.history_store import HistoryLoad, OffloadedProperty
@@ -126,7 +126,13 @@ class OrchestrationProcessor:
         expected = start.orchestration_instance.execution_id if start and start.orchestration_instance else None
         cached = self._cache.get(instance_id)
         wanted_other = self._mentions_other_execution(batch, cached)
-        if cached is not None and not wanted_other and (expected is None or expected == cached.execution_id):
+        if (
+            cached is not None
+            and not wanted_other
+            and (expected is None or expected == cached.execution_id)
+            # A final history is re-read: a client rewind rewrites its rows in place.
+            and not runtime_status(cached.events).is_terminal
+        ):
             return cached
         loaded: HistoryLoad = await self._hub.history.load(instance_id, expected)
         events = list(loaded.events)
