@@ -435,10 +435,11 @@ async def test_overwriting_a_pending_start_runs_exactly_one_execution(
         # The first start becomes visible at start_at and must be screened out, not run.
         def superseded_start_settled() -> bool:
             return any(
-                isinstance(m.task_message.event, ExecutionStartedEvent)
-                and m.task_message.orchestration_instance.execution_id == first.execution_id
+                m.data is not None
+                and m.data.task_message is not None
+                and isinstance(m.data.task_message.event, ExecutionStartedEvent)
+                and m.data.task_message.orchestration_instance.execution_id == first.execution_id
                 for m in spy.settled()
-                if m.task_message is not None
             )
 
         await eventually(superseded_start_settled, timeout=30, message="superseded start message screened")
