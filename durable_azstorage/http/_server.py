@@ -1,0 +1,47 @@
+"""Run the management API: loopback without a key, anything else only with one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from ..client._async_client import TaskHubClient
+from ..connection import StorageAccount
+from ..errors import ConfigurationError
+from ._app import DEFAULT_MAX_BODY_BYTES, create_app, is_loopback
+
+__all__ = ["serve"]
+
+log = logging.getLogger(__name__)
+
+
+async def serve(
+    account: StorageAccount,
+    task_hub_name: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7071,
+    key: str | None = None,
+    connection_name: str = "Storage",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until ``stop`` is set (or forever). Binding beyond loopback requires ``key``."""
+    if not is_loopback(host) and not key:
+        raise ConfigurationError(
+            f"refusing to serve on {host!r} without a key: the API exposes and controls every instance; "
+            "pass a key (clients send it as ?code= or the x-functions-key header) or bind to 127.0.0.1"
+        )
+    async with await TaskHubClient.open(account, task_hub_name) as client:
+        app = create_app(client, key=key, connection_name=connection_name, max_body_bytes=max_body_bytes)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        log.warning("http.serving", extra={"host": host, "port": port, "task_hub": task_hub_name})
+        try:
+            await (stop or asyncio.Event()).wait()
+        finally:
+            await runner.cleanup()
