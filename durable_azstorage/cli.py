@@ -170,6 +170,11 @@ def demo(data_dir: Path, connection: str | None, task_hub_name: str) -> None:
     sys.exit(run_demo(data_dir=data_dir, connection_string=connection, task_hub_name=task_hub_name))
 
 
+from ._cli_manage import register as _register_management  # noqa: E402 - needs ``cli``
+
+_register_management(cli)
+
+
 def main() -> None:
     """Console entry point: turn our typed errors into a one-line message and exit code 2."""
     try:
