@@ -295,11 +295,12 @@ def register(cli: click.Group) -> None:
         connection: str | None, setting: str | None, task_hub_name: str, as_json: bool, yes: bool
     ) -> None:
         """Delete every table, queue and container of the task hub."""
+        from .storage.names import TaskHubNames
         from .storage.taskhub import TaskHub
 
         if not yes and not as_json:
             click.confirm(f"Delete task hub {task_hub_name!r} and all its data?", abort=True)
-        _run(TaskHub(resolve_account(connection, setting), task_hub_name).delete())
+        _run(TaskHub(resolve_account(connection, setting), TaskHubNames(task_hub_name)).delete())
         _emit(as_json, {"deleted": task_hub_name}, f"Task hub '{task_hub_name}' deleted.")
 
     @command("serve")
