@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ._cli_progress import progress_line
+from .app_files import AppFiles, load_app_files
 from .client._async_client import TaskHubClient
 from .client._payloads import format_time, raw_event_dict, status_payload
 from .connection import StorageAccount
@@ -27,6 +29,8 @@ __all__ = ["register"]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_HUB = "TestHubName"
+"""The Durable Functions extension's default (``DurableTaskOptions.DefaultHubName``)."""
 
 
 def resolve_account(connection: str | None, setting: str | None) -> StorageAccount:
@@ -36,17 +40,53 @@ def resolve_account(connection: str | None, setting: str | None) -> StorageAccou
     return StorageAccount.from_settings(name=connection or setting or "AzureWebJobsStorage")
 
 
+def _load_app_dir(ctx: click.Context, _param: click.Parameter, value: Path) -> Path:
+    """Read host.json / local.settings.json first, so the other options can default from them."""
+    files = load_app_files(value)
+    files.apply_local_values()
+    ctx.meta["durable_azstorage.app_files"] = files
+    return value
+
+
+def _app_files(ctx: click.Context) -> AppFiles | None:
+    files = ctx.meta.get("durable_azstorage.app_files")
+    return files if isinstance(files, AppFiles) else None
+
+
+def _default_hub(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    """``--task-hub-name`` > ``DURABLE_TASK_HUB`` > host.json ``hubName`` > ``TestHubName``."""
+    if value:
+        return value
+    files = _app_files(ctx)
+    from_host = files.task_hub_name() if files is not None else None
+    return from_host or DEFAULT_HUB
+
+
+def _default_setting(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        return value
+    files = _app_files(ctx)
+    return files.connection_setting() if files is not None else None
+
+
 def _common(fn: F) -> F:
     fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(fn)
     fn = click.option(
-        "--task-hub-name", envvar="DURABLE_TASK_HUB", default="TestHubName", show_default=True, help="Task hub."
+        "--task-hub-name", envvar="DURABLE_TASK_HUB", callback=_default_hub,
+        help=f"Task hub (default: hubName of host.json, else {DEFAULT_HUB}).",
     )(fn)
     fn = click.option(
-        "--connection-string-setting", "setting", help="Name of the setting holding the connection (Core Tools)."
+        "--connection-string-setting", "setting", callback=_default_setting,
+        help="Name of the setting holding the connection (Core Tools; default: host.json, else AzureWebJobsStorage).",
     )(fn)
     fn = click.option(
         "--connection",
         help="Connection string or setting name (default: AzureWebJobsStorage, or AzureWebJobsStorage__accountName).",
+    )(fn)
+    fn = click.option(
+        "--app-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+        is_eager=True, expose_value=False, callback=_load_app_dir,
+        help="Functions app folder whose host.json and local.settings.json supply defaults.",
     )(fn)
     return fn
 
@@ -114,6 +154,12 @@ def _statuses(text: str | None) -> list[OrchestrationStatus] | None:
             )
         out.append(by_lower[part.lower()])
     return out
+
+
+def _status_name(state: OrchestrationState | None) -> str:
+    if state is None:
+        return "not found"
+    return state.runtime_status.name if state.runtime_status is not None else "unknown"
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -279,15 +325,35 @@ def register(cli: click.Group) -> None:
         created_after: datetime | None, created_before: datetime | None, runtime_status: str | None,
     ) -> None:
         """Purge finished instances created in a time range."""
-        def progress(count: int) -> None:
-            if not as_json and sys.stderr.isatty():
-                click.echo(f"\rpurged {count}", err=True, nl=False)
-
-        result = _run(_with_client(connection, setting, task_hub_name, lambda c: c.purge_instances(
-            created_from=_utc(created_after) or datetime(1601, 1, 1, tzinfo=timezone.utc),
-            created_to=_utc(created_before), runtime_status=_statuses(runtime_status), progress=progress)))
+        with progress_line("purging", enabled=not as_json) as line:
+            result = _run(_with_client(connection, setting, task_hub_name, lambda c: c.purge_instances(
+                created_from=_utc(created_after) or datetime(1601, 1, 1, tzinfo=timezone.utc),
+                created_to=_utc(created_before), runtime_status=_statuses(runtime_status),
+                progress=lambda n: line.update(f"{n} instances purged"))))
         _emit(as_json, {"instancesDeleted": result.instances_deleted, "rowsDeleted": result.rows_deleted},
               f"Instances deleted: {result.instances_deleted}\nRows deleted: {result.rows_deleted}")
+
+    @command("wait")
+    @click.option("--id", "instance_id", required=True)
+    @click.option("--timeout", type=click.FloatRange(min=0), help="Seconds; default: wait forever.")
+    def wait(
+        connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+        instance_id: str, timeout: float | None,
+    ) -> None:
+        """Wait for an instance to finish; exit code 1 when it did not complete successfully."""
+        with progress_line(f"waiting for {instance_id}", enabled=not as_json) as line:
+            def show(state: OrchestrationState | None) -> None:
+                line.update(_status_name(state))
+
+            try:
+                state = _run(_with_client(connection, setting, task_hub_name, lambda c: c.wait_for_completion(
+                    instance_id, timeout=timeout, on_poll=show)))
+            except TimeoutError as exc:
+                raise click.ClickException(str(exc)) from exc
+        _emit(as_json, status_payload(state),
+              f"Instance '{instance_id}' is {_status_name(state)}.")
+        if state.runtime_status != OrchestrationStatus.Completed:
+            sys.exit(1)
 
     @command("delete-task-hub")
     @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

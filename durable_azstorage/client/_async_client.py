@@ -212,12 +212,18 @@ class TaskHubClient:
         await self._send(ExecutionResumedEvent(reason=reason), OrchestrationInstance(instance_id=instance_id))
 
     async def wait_for_completion(
-        self, instance_id: str, *, timeout: float | None = None, fetch_payloads: bool = True
+        self,
+        instance_id: str,
+        *,
+        timeout: float | None = None,
+        fetch_payloads: bool = True,
+        on_poll: Callable[[OrchestrationState | None], None] | None = None,
     ) -> OrchestrationState:
         """Wait until the instance is Completed, Failed, Terminated or Canceled.
 
         Polls the Instances row with back-off from 0.1 s to 2 s (DTAS polls every 2 s), so a
-        quick orchestration is seen quickly and a slow one costs little.
+        quick orchestration is seen quickly and a slow one costs little. ``on_poll`` sees each
+        state read (a CLI shows it as progress).
         """
         await self._require(instance_id)
         loop = asyncio.get_running_loop()
@@ -225,6 +231,8 @@ class TaskHubClient:
         delay = 0.1
         while True:
             state = await self.get_orchestration_state(instance_id, fetch_payloads=fetch_payloads)
+            if on_poll is not None:
+                on_poll(state)
             if state is not None and state.runtime_status not in _RUNNING_STATES:
                 return state
             if deadline is not None and loop.time() >= deadline:

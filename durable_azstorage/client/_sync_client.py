@@ -143,10 +143,17 @@ class TaskHubClient:
         return self._run(self._client.restart(instance_id, new_instance_id=new_instance_id))
 
     def wait_for_completion(
-        self, instance_id: str, *, timeout: float | None = None, fetch_payloads: bool = True
+        self,
+        instance_id: str,
+        *,
+        timeout: float | None = None,
+        fetch_payloads: bool = True,
+        on_poll: Callable[[OrchestrationState | None], None] | None = None,
     ) -> OrchestrationState:
         return self._run(
-            self._client.wait_for_completion(instance_id, timeout=timeout, fetch_payloads=fetch_payloads)
+            self._client.wait_for_completion(
+                instance_id, timeout=timeout, fetch_payloads=fetch_payloads, on_poll=on_poll
+            )
         )
 
     def purge_instance(self, instance_id: str) -> PurgeResult:
