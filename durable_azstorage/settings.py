@@ -68,17 +68,29 @@ class WorkerSettings:
     # partitions over in about two seconds instead of up to ten.
     partition_poll_interval: timedelta = timedelta(seconds=2)
     drain_timeout: timedelta = timedelta(seconds=60)
+    # Not in DTAS: messages this worker sends to a queue it consumes itself (its own control
+    # queues, the work-item queue) are put with the consumer's visibility timeout and handed
+    # over in memory: one Get Messages call and the polling delay saved per message; after a
+    # crash they reappear when that timeout ends, as received messages do.
+    local_dispatch: bool = True
     history_cache_size: int = 1000
     # Not in DTAS (it retries poison messages forever): after this many dequeues a message
     # is moved to the {Hub}Poison table where `durable-azstorage poison` can inspect it.
     poison_dequeue_threshold: int = 20
     max_timer_interval: timedelta = timedelta(days=3)
     max_short_timer: timedelta = timedelta(days=6)
-    entity_max_batch_size: int = 50
+    # host.json maxEntityOperationBatchSize (DTAS default; DF on Consumption uses 50 too).
+    max_entity_operation_batch_size: int = 50
+    # host.json entityMessageReorderWindowInMinutes: how long the message sorter remembers senders.
+    entity_message_reorder_window: timedelta = timedelta(minutes=30)
 
     def __post_init__(self) -> None:
         validate_task_hub_name(self.task_hub_name)
         validate_partition_count(self.partition_count)
+        if self.max_entity_operation_batch_size < 1:
+            raise ConfigurationError("max_entity_operation_batch_size must be at least 1")
+        if self.max_entity_operation_batch_size < 1:
+            raise ConfigurationError("max_entity_operation_batch_size must be at least 1")
         if not 1 <= self.control_queue_batch_size <= 32:
             raise ConfigurationError("control_queue_batch_size must be 1..32 (the queue service maximum)")
         for name in ("max_concurrent_activities", "max_concurrent_orchestrations", "poison_dequeue_threshold"):
@@ -107,6 +119,20 @@ class WorkerSettings:
             raw = _ci_value(storage, key)
             if raw is not None:
                 values[attr] = int(raw)
+        for key, attr in (("maxEntityOperationBatchSize", "max_entity_operation_batch_size"),):
+            raw = _ci_value(section, key) if _ci_value(section, key) is not None else _ci_value(storage, key)
+            if raw is not None:
+                values[attr] = int(raw)
+        raw_window = _ci_value(section, "entityMessageReorderWindowInMinutes")
+        if raw_window is not None:
+            values["entity_message_reorder_window"] = timedelta(minutes=float(raw_window))
+        for key, attr in (("maxEntityOperationBatchSize", "max_entity_operation_batch_size"),):
+            raw = _ci_value(section, key) if _ci_value(section, key) is not None else _ci_value(storage, key)
+            if raw is not None:
+                values[attr] = int(raw)
+        raw_window = _ci_value(section, "entityMessageReorderWindowInMinutes")
+        if raw_window is not None:
+            values["entity_message_reorder_window"] = timedelta(minutes=float(raw_window))
         for key, attr in (
             ("maxQueuePollingInterval", "max_queue_polling_interval"),
             ("controlQueueVisibilityTimeout", "control_queue_visibility_timeout"),

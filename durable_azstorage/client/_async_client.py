@@ -40,6 +40,7 @@ from ..storage.names import validate_instance_id
 from ..storage.partitioning import escape_partition_key
 from ..storage.queue_codec import MessageData
 from ..storage.queues import next_sequence_number
+from ._entities import EntityClientMixin
 from ._payloads import management_urls
 
 __all__ = ["DEFAULT_DEDUPE_STATUSES", "InstancePage", "PurgeResult", "TaskHubClient", "to_json"]
@@ -84,8 +85,8 @@ def to_json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-class TaskHubClient:
-    """Start, inspect and manage orchestration instances of one task hub.
+class TaskHubClient(EntityClientMixin):
+    """Start, inspect and manage orchestration instances (and entities) of one task hub.
 
     Create with :meth:`from_connection_string` or :meth:`open`; use ``async with`` so the
     HTTP sessions close.

@@ -20,6 +20,7 @@ from ..connection import StorageAccount
 from ..model import HistoryEvent, OrchestrationState, OrchestrationStatus
 from ._async_client import DEFAULT_DEDUPE_STATUSES, InstancePage, PurgeResult
 from ._async_client import TaskHubClient as AsyncTaskHubClient
+from ._entities import SyncEntityClientMixin
 
 __all__ = ["TaskHubClient"]
 
@@ -44,8 +45,8 @@ class _LoopThread:
         self.loop.close()
 
 
-class TaskHubClient:
-    """Start, inspect and manage orchestration instances, synchronously.
+class TaskHubClient(SyncEntityClientMixin):
+    """Start, inspect and manage orchestration instances (and entities), synchronously.
 
     Create with :meth:`from_connection_string` or :meth:`open`; use ``with`` (or call
     :meth:`close`) so the loop thread and HTTP sessions end.

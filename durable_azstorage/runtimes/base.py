@@ -105,6 +105,7 @@ class Registry:
     def __init__(self) -> None:
         self._orchestrators: dict[str, Callable[..., Any]] = {}
         self._activities: dict[str, Callable[..., Any]] = {}
+        self._entities: dict[str, Any] = {}
 
     def add_orchestrator(self, fn: Callable[..., Any], name: str | None = None) -> str:
         """Register an orchestrator; returns the name it is registered under."""
@@ -113,6 +114,20 @@ class Registry:
     def add_activity(self, fn: Callable[..., Any], name: str | None = None) -> str:
         """Register an activity; returns the name it is registered under."""
         return self._add(self._activities, "activity", fn, name)
+
+    def add_entity(self, fn: Any, name: str | None = None) -> str:
+        """Register an entity (a function or a class); names are lower-cased as entity ids are."""
+        if name is None:
+            name = getattr(fn, "__durable_entity_name__", None) or _default_name(fn)
+        return self._add(self._entities, "entity", fn, name.lower())
+
+    def get_entity(self, name: str) -> Any:
+        """The entity registered as ``name`` (case-insensitive); raises FunctionNotRegisteredError."""
+        return self._get(self._entities, "entity", name.lower())
+
+    @property
+    def entities(self) -> dict[str, Any]:
+        return dict(self._entities)
 
     def get_orchestrator(self, name: str) -> Callable[..., Any]:
         """The orchestrator registered as ``name``; raises FunctionNotRegisteredError."""

@@ -12,9 +12,10 @@ Behaviour choices:
   with the final ``fireAt`` and the pure state chains long timers underneath
   (see :mod:`.state`), so SDK sequence ids never depend on a backend limit;
 * JSON payloads pass through as the exact strings the SDK produced or stored;
-* proto actions this provider does not support yet (entity messages, terminating other
-  instances, rewind) fail the orchestration with ``NotSupportedError`` instead of being
-  silently dropped.
+* entity calls, signals and critical sections become ``SendEvent`` actions in the legacy DTFx
+  encoding (:mod:`.entities_orchestration`), which the SDK itself replays from ``EventSent``;
+* proto actions this provider does not support yet (terminating other instances, rewind) fail
+  the orchestration with ``NotSupportedError`` instead of being silently dropped.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from .actions import (
     SendEvent,
 )
 from .base import ActivityResult, EpisodeRequest, EpisodeResult, Registry
+from .entities_orchestration import EntityMessageEncoder
 
 __all__ = [
     "DurableTaskActivityRuntime",
@@ -299,10 +301,40 @@ def from_pb_action(action: PbAction) -> Action:
     raise NotImplementedError(f"orchestrator action {kind!r} is not supported by durable_azstorage yet")
 
 
-def _convert_actions(actions: Sequence[PbAction]) -> list[Action]:
+def _entity_action(action: PbAction, encoder: EntityMessageEncoder, now: datetime) -> Action:
+    """A ``sendEntityMessage`` action in the legacy DTFx encoding (EventSent "op"/"release")."""
+    msg = action.sendEntityMessage
+    kind = msg.WhichOneof("EntityMessageType")
+    if kind in ("entityOperationSignaled", "entityOperationCalled"):
+        a = getattr(msg, kind)
+        return encoder.operation(
+            action.id,
+            target=a.targetInstanceId.value,
+            operation=a.operation,
+            input=_opt(a, "input"),
+            request_id=a.requestId,
+            signal=kind == "entityOperationSignaled",
+            scheduled_time=_from_ts(a.scheduledTime) if a.HasField("scheduledTime") else None,
+            now=now,
+        )
+    if kind == "entityLockRequested":
+        a = msg.entityLockRequested
+        return encoder.lock(action.id, request_id=a.criticalSectionId, lock_set=list(a.lockSet), now=now)
+    if kind == "entityUnlockSent":
+        a = msg.entityUnlockSent
+        return encoder.unlock(action.id, request_id=a.criticalSectionId, target=a.targetInstanceId.value)
+    raise NotImplementedError(f"entity message {kind!r} is not supported by durable_azstorage yet")
+
+
+def _convert_actions(
+    actions: Sequence[PbAction], encoder: EntityMessageEncoder | None = None, now: datetime | None = None
+) -> list[Action]:
     out: list[Action] = []
     for action in actions:
         try:
+            if action.WhichOneof("orchestratorActionType") == "sendEntityMessage" and encoder is not None:
+                out.append(_entity_action(action, encoder, now or datetime.now(timezone.utc)))
+                continue
             out.append(from_pb_action(action))
         except NotImplementedError as exc:
             _log.warning("runtime.action_unsupported", extra={"action_id": action.id, "error": str(exc)})
@@ -348,7 +380,11 @@ class DurableTaskOrchestrationRuntime:
         results = executor.execute(
             request.instance_id, _to_pb_events(request.past_events), _to_pb_events(request.new_events)
         )
-        actions = _convert_actions(list(results.actions))
+        encoder = EntityMessageEncoder(
+            request.instance_id, request.execution_id, request.past_events, request.new_events
+        )
+        now = next((e.timestamp for e in request.new_events if isinstance(e, m.OrchestratorStartedEvent)), None)
+        actions = _convert_actions(list(results.actions), encoder, now)
         _log.debug(
             "runtime.episode_executed",
             extra={"instance_id": request.instance_id, "action_count": len(actions)},

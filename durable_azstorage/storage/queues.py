@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue.aio import QueueClient
@@ -26,6 +27,7 @@ from .queue_codec import MessageData, decode_message_data, prepare_queue_message
 __all__ = [
     "MAX_VISIBILITY_DELAY",
     "BackoffPoller",
+    "LocalSink",
     "QueueMessage",
     "TaskHubQueue",
     "abandon_delay",
@@ -94,6 +96,28 @@ class QueueMessage:
     error: MessageDecodeError | None = None
 
 
+class LocalSink(Protocol):
+    """An in-process consumer of a queue that can take a message without a receive call.
+
+    ``send`` puts such a message with ``hold`` as its initial visibility timeout, so it is
+    stored durably but invisible, exactly as if this process had just received it; the sink
+    then owns it through the returned pop receipt. If the process dies, the message becomes
+    visible after ``hold`` and any worker processes it — the same guarantee as a dequeued
+    message, one ``Get Messages`` call cheaper and without the polling delay.
+    """
+
+    @property
+    def hold(self) -> timedelta: ...
+
+    def accepts(self) -> bool:
+        """Whether a message sent now would be taken (room, still running)."""
+        ...
+
+    def deliver(self, message: QueueMessage) -> bool:
+        """Take the held message; False hands it back to the queue (made visible at once)."""
+        ...
+
+
 class TaskHubQueue:
     """One queue of a task hub; ``send`` wakes in-process pollers of the same queue."""
 
@@ -102,6 +126,11 @@ class TaskHubQueue:
         self._payloads = payloads
         self.name: str = client.queue_name
         self._listeners: list[Callable[[], None]] = []
+        self._sink: LocalSink | None = None
+
+    def set_local_sink(self, sink: LocalSink | None) -> None:
+        """Route messages sent by this process to ``sink`` (None: every message goes via polling)."""
+        self._sink = sink
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         self._listeners.append(callback)
@@ -134,11 +163,37 @@ class TaskHubQueue:
         text, blob = prepare_queue_message(md)
         if blob is not None:
             await self._payloads.upload_text_bytes(blob[0], blob[1])
-        seconds = max(0, int(delay.total_seconds() + 0.999)) if delay > timedelta(0) else None
-        await self._client.send_message(text, visibility_timeout=seconds, time_to_live=-1)
+        sink = self._sink
+        if sink is not None and delay <= timedelta(0) and sink.accepts():
+            await self._send_held(sink, md, text)
+        else:
+            seconds = max(0, int(delay.total_seconds() + 0.999)) if delay > timedelta(0) else None
+            await self._client.send_message(text, visibility_timeout=seconds, time_to_live=-1)
+            self._notify()
+        return None if blob is None else blob[0]
+
+    async def _send_held(self, sink: LocalSink, md: MessageData, text: str) -> None:
+        hold = max(1, int(sink.hold.total_seconds()))
+        sent = await self._client.send_message(text, visibility_timeout=hold, time_to_live=-1)
+        message = QueueMessage(
+            queue_name=self.name,
+            message_id=str(sent.id),
+            pop_receipt=str(sent.pop_receipt),
+            dequeue_count=0,
+            inserted_on=sent.inserted_on,
+            next_visible_on=sent.next_visible_on,
+            body=text,
+            data=md,
+        )
+        if self._sink is sink and sink.deliver(message):
+            return
+        # The sink stopped while we were sending: hand the message to whoever polls next.
+        await self._update_visibility(message, timedelta(0))
+        self._notify()
+
+    def _notify(self) -> None:
         for callback in list(self._listeners):
             callback()
-        return None if blob is None else blob[0]
 
     async def receive(self, max_messages: int, visibility_timeout: timedelta) -> list[QueueMessage]:
         """One ``Get Messages`` call; sorted by insertion time, then sender sequence number."""

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import deque
 from datetime import timedelta
 
 from ..model import FailureDetails, TaskCompletedEvent, TaskFailedEvent, TaskMessage, TaskScheduledEvent
@@ -36,6 +37,7 @@ class ActivityProcessor:
         *,
         visibility_timeout: timedelta,
         max_polling_interval: timedelta,
+        local_capacity: int = 0,
     ) -> None:
         self._hub = hub
         self._runtime = runtime
@@ -44,12 +46,48 @@ class ActivityProcessor:
         self._queue = hub.queue(hub.names.work_item_queue)
         self._poller = BackoffPoller(max_interval=max_polling_interval.total_seconds())
         self._queue.add_listener(self._poller.wake)
+        self._local: deque[QueueMessage] = deque()
+        self._local_capacity = local_capacity
+        self._accepting = local_capacity > 0
+        if self._accepting:
+            self._queue.set_local_sink(self)
+
+    # ---- LocalSink: work items this worker schedules run here without a receive call, up to
+    # ``local_capacity`` waiting; beyond that they go through the shared queue to any worker.
+    @property
+    def hold(self) -> timedelta:
+        return self._visibility
+
+    def accepts(self) -> bool:
+        return self._accepting and len(self._local) < self._local_capacity
+
+    def deliver(self, message: QueueMessage) -> bool:
+        if not self._accepting:
+            return False
+        self._local.append(message)
+        self._poller.wake()
+        return True
+
+    def stop_accepting(self) -> None:
+        """New work items go through the queue from now on (the worker is stopping)."""
+        self._accepting = False
+        self._queue.set_local_sink(None)
+
+    async def release_local(self) -> None:
+        """Make held work items that never started visible again, so another worker runs them."""
+        self.stop_accepting()
+        pending = list(self._local)
+        self._local.clear()
+        await asyncio.gather(*(self._queue.abandon(m, delay=timedelta(0)) for m in pending), return_exceptions=True)
 
     async def fetch(self) -> QueueMessage | None:
         """Wait (with back-off) for the next work item; None lets the dispatcher re-check stop."""
+        if self._local:
+            return self._local.popleft()
         messages = await self._queue.receive(1, self._visibility)
         if not messages:
-            await self._poller.wait()
+            if not self._local:
+                await self._poller.wait()
             return None
         self._poller.reset()
         return messages[0]

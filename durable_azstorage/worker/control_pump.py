@@ -50,6 +50,21 @@ class ControlQueuePump:
         self._poller = BackoffPoller(max_interval=max_polling_interval.total_seconds())
         self._queue.add_listener(self._poller.wake)
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    # ---- LocalSink: messages this process sends to a queue it owns skip the receive call.
+    @property
+    def hold(self) -> timedelta:
+        return self._visibility
+
+    def accepts(self) -> bool:
+        return not self._stopped and self._sessions.has_room
+
+    def deliver(self, message: QueueMessage) -> bool:
+        if self._stopped:
+            return False
+        self._sessions.add(self.queue_name, [message])
+        return True
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"control-pump-{self.queue_name}")
@@ -60,6 +75,7 @@ class ControlQueuePump:
         Buffered messages are made visible again at once (not after the 5-minute visibility
         timeout, as in DTAS), so the partition's next owner can continue in seconds.
         """
+        self._stopped = True
         self._queue.remove_listener(self._poller.wake)
         if self._task is not None:
             self._task.cancel()

@@ -12,7 +12,11 @@ from types import TracebackType
 from typing import Any
 
 from ..connection import StorageAccount
+from ..model.entities import is_entity_instance
+from ..model.entities import is_entity_instance
 from ..runtimes.base import ActivityRuntime, OrchestrationRuntime, Registry
+from ..runtimes.entities import EntityRuntime
+from ..runtimes.entities import EntityRuntime
 from ..settings import WorkerSettings
 from ..storage.hub import TaskHubStorage
 from ..storage.names import TaskHubNames
@@ -21,6 +25,8 @@ from ..storage.taskhub import TaskHub
 from .activities import ActivityProcessor
 from .control_pump import ControlQueuePump, instance_of
 from .dispatcher import Dispatcher
+from .entities import EntityProcessor, EntitySettings
+from .entities import EntityProcessor, EntitySettings
 from .history_cache import HistoryCache
 from .orchestrations import OrchestrationProcessor
 from .partition_manager import PartitionManager
@@ -46,6 +52,7 @@ class Worker:
         *,
         orchestration_runtime: OrchestrationRuntime | None = None,
         activity_runtime: ActivityRuntime | None = None,
+        entity_runtime: EntityRuntime | None = None,
         **setting_overrides: Any,
     ) -> None:
         base = settings or WorkerSettings()
@@ -54,6 +61,8 @@ class Worker:
         self.registry = Registry()
         self._orchestration_runtime = orchestration_runtime
         self._activity_runtime = activity_runtime
+        self._entity_runtime = entity_runtime
+        self._entity_runtime = entity_runtime
         self._hub: TaskHubStorage | None = None
         self._pumps: dict[str, ControlQueuePump] = {}
         self._sessions: SessionManager[QueueMessage] = SessionManager(
@@ -62,6 +71,7 @@ class Worker:
         self._cache = HistoryCache(self.settings.history_cache_size)
         self._dispatchers: list[Dispatcher[Any]] = []
         self._partitions: PartitionManager | None = None
+        self._activities: ActivityProcessor | None = None
 
     @classmethod
     def from_connection_string(cls, connection_string: str, **settings: Any) -> Worker:
@@ -72,6 +82,38 @@ class Worker:
 
     def add_activity(self, fn: Callable[..., Any], name: str | None = None) -> str:
         return self.registry.add_activity(fn, name)
+
+    def add_entity(self, fn: Any, name: str | None = None) -> str:
+        """Register a durabletask entity (``DurableEntity`` subclass or function); name lower-cased."""
+        return self.registry.add_entity(fn, name)
+
+    def _entity_processor(self, hub: TaskHubStorage, poison: PoisonHandler) -> EntityProcessor:
+        runtime = self._entity_runtime
+        if runtime is None:
+            from ..runtimes.entities_durabletask import DurableTaskEntityRuntime
+
+            runtime = DurableTaskEntityRuntime(self.registry)
+        entity_settings = EntitySettings(
+            max_batch_size=self.settings.max_entity_operation_batch_size,
+            reorder_window=self.settings.entity_message_reorder_window,
+        )
+        return EntityProcessor(hub, runtime, self._cache, poison, entity_settings)
+
+    def add_entity(self, fn: Any, name: str | None = None) -> str:
+        """Register a durabletask entity (``DurableEntity`` subclass or function); name lower-cased."""
+        return self.registry.add_entity(fn, name)
+
+    def _entity_processor(self, hub: TaskHubStorage, poison: PoisonHandler) -> EntityProcessor:
+        runtime = self._entity_runtime
+        if runtime is None:
+            from ..runtimes.entities_durabletask import DurableTaskEntityRuntime
+
+            runtime = DurableTaskEntityRuntime(self.registry)
+        entity_settings = EntitySettings(
+            max_batch_size=self.settings.max_entity_operation_batch_size,
+            reorder_window=self.settings.entity_message_reorder_window,
+        )
+        return EntityProcessor(hub, runtime, self._cache, poison, entity_settings)
 
     @property
     def owned_partitions(self) -> list[str]:
@@ -101,17 +143,24 @@ class Worker:
         orchestration_runtime, activity_runtime = self._runtimes()
         poison = PoisonHandler(hub, settings.poison_dequeue_threshold)
         orchestrations = OrchestrationProcessor(hub, orchestration_runtime, self._cache, poison)
+        entities = self._entity_processor(hub, poison)
+        entities = self._entity_processor(hub, poison)
         activities = ActivityProcessor(
             hub,
             activity_runtime,
             poison,
             visibility_timeout=settings.work_item_queue_visibility_timeout,
             max_polling_interval=settings.max_queue_polling_interval,
+            local_capacity=settings.max_concurrent_activities if settings.local_dispatch else 0,
         )
+        self._activities = activities
 
         async def run_batch(batch: InstanceBatch[QueueMessage]) -> None:
             try:
-                await orchestrations.process(batch.instance_id, batch.messages)
+                if is_entity_instance(batch.instance_id):
+                    await entities.process(batch.instance_id, batch.messages)
+                else:
+                    await orchestrations.process(batch.instance_id, batch.messages)
             finally:
                 await self._sessions.complete(batch)
 
@@ -154,12 +203,16 @@ class Worker:
             max_polling_interval=self.settings.max_queue_polling_interval,
         )
         self._pumps[queue_name] = pump
+        if self.settings.local_dispatch:
+            hub.queue(queue_name).set_local_sink(pump)
         pump.start()
         log.info("worker.partition_acquired", extra={"queue": queue_name, "worker_id": self.settings.worker_id})
 
     async def _on_partition_released(self, queue_name: str) -> None:
         pump = self._pumps.pop(queue_name, None)
         if pump is not None:
+            if self._hub is not None:
+                self._hub.queue(queue_name).set_local_sink(None)
             await pump.stop()
         log.info("worker.partition_released", extra={"queue": queue_name, "worker_id": self.settings.worker_id})
 
@@ -171,7 +224,11 @@ class Worker:
         (they are not tied to a partition) → close clients.
         """
         drain = self.settings.drain_timeout.total_seconds()
-        for pump in list(self._pumps.values()):
+        if self._activities is not None:
+            self._activities.stop_accepting()
+        for queue_name, pump in list(self._pumps.items()):
+            if self._hub is not None:
+                self._hub.queue(queue_name).set_local_sink(None)
             await pump.stop()
         orchestrations = [d for d in self._dispatchers if d.name == "orchestrations"]
         for dispatcher in orchestrations:
@@ -182,6 +239,9 @@ class Worker:
             if dispatcher not in orchestrations:
                 await dispatcher.stop(drain_timeout=drain)
         self._pumps.clear()
+        if self._activities is not None:
+            await self._activities.release_local()
+            self._activities = None
         if self._hub is not None:
             await self._hub.close()
             self._hub = None

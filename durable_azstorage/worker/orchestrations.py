@@ -33,6 +33,7 @@ from ..storage.history_store import HistoryLoad, OffloadedProperty
 from ..storage.hub import TaskHubStorage
 from ..storage.queue_codec import MessageData
 from ..storage.queues import QueueMessage, next_sequence_number
+from .entities import is_early_entity_response
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
 
@@ -102,6 +103,7 @@ class OrchestrationProcessor:
     async def _process(self, instance_id: str, batch: _Batch) -> None:
         await self._screen_starts(instance_id, batch)
         history = await self._load(instance_id, batch)
+        self._hold_early_entity_responses(instance_id, batch, history)
         state = ReplayState(instance_id, history.events)
         if history.events and state.status.is_terminal:
             await self._repair_terminal_row(instance_id, history, state)
@@ -187,6 +189,16 @@ class OrchestrationProcessor:
             "orchestration.instance_row_repaired",
             extra={"instance_id": instance_id, "status": state.status.name},
         )
+
+    @staticmethod
+    def _hold_early_entity_responses(instance_id: str, batch: _Batch, history: CachedHistory) -> None:
+        """DTAS §2.4 for entity responses: wait until the EventSent they answer is committed."""
+        for message in batch.messages:
+            if not is_early_entity_response(message, instance_id, history.events):
+                continue
+            if not history.events and message.dequeue_count > _MAX_OUT_OF_ORDER_FOR_UNKNOWN:
+                continue  # a zombie: let the episode discard it
+            batch.defer.append((message, None))
 
     # ------------------------------------------------------------------ start de-duplication
     async def _screen_starts(self, instance_id: str, batch: _Batch) -> None:

@@ -46,6 +46,10 @@ class SessionManager(Generic[M]):
     def held(self) -> int:
         return self._held
 
+    @property
+    def has_room(self) -> bool:
+        return self._held < self._capacity
+
     async def wait_for_room(self) -> None:
         async with self._room:
             await self._room.wait_for(lambda: self._held < self._capacity)

@@ -742,4 +742,6 @@ async def test_storage_transactions_of_a_hello_sequence(storage_account: Storage
     assert 0 < worker_total < 1000 * runs
     assert worker_counts[("queue", "PutMessage")] == 10 * runs  # 5 TaskScheduled + 5 responses
     assert client_counts[("queue", "PutMessage")] == 1 * runs  # the start
-    assert sum(n for (_, got), n in receives.items() if got) >= 6 * runs
+    # Local dispatch: the 5 work items and 5 responses this worker sends to queues it consumes
+    # are handed over in memory; only the client's start message is received from the queue.
+    assert 1 * runs <= sum(n for (_, got), n in receives.items() if got) <= 2 * runs

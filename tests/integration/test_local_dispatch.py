@@ -1,0 +1,125 @@
+"""Local dispatch: a message sent to a queue this process consumes is held, not polled for."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+
+from durable_azstorage.client import TaskHubClient
+from durable_azstorage.connection import StorageAccount
+from durable_azstorage.model import EventRaisedEvent, OrchestrationInstance, OrchestrationStatus, TaskMessage
+from durable_azstorage.runtimes.base import ActivityResult
+from durable_azstorage.settings import WorkerSettings
+from durable_azstorage.storage.hub import TaskHubStorage
+from durable_azstorage.storage.names import TaskHubNames
+from durable_azstorage.storage.queue_codec import MessageData
+from durable_azstorage.storage.queues import QueueMessage
+from durable_azstorage.storage.taskhub import TaskHub
+from durable_azstorage.worker import Worker
+from durable_azstorage.worker.activities import ActivityProcessor
+from durable_azstorage.worker.poison import PoisonHandler
+from tests.e2e import apps
+from tests.helpers import eventually
+
+
+def _message(instance_id: str) -> MessageData:
+    return MessageData(
+        activity_id=uuid.uuid4(),
+        task_message=TaskMessage(
+            event=EventRaisedEvent(name="e", input='"x"'),
+            orchestration_instance=OrchestrationInstance(instance_id=instance_id),
+        ),
+    )
+
+
+@dataclass
+class _Sink:
+    take: bool = True
+    hold: timedelta = timedelta(seconds=60)
+    taken: list[QueueMessage] = field(default_factory=list)
+
+    def accepts(self) -> bool:
+        return True
+
+    def deliver(self, message: QueueMessage) -> bool:
+        if self.take:
+            self.taken.append(message)
+        return self.take
+
+
+@pytest.fixture
+async def hub(storage_account: StorageAccount, task_hub_name: str) -> TaskHubStorage:
+    names = TaskHubNames(task_hub_name)
+    await TaskHub(storage_account, names).create()
+    return TaskHubStorage(storage_account, names)
+
+
+async def test_a_held_message_is_stored_but_invisible_and_owned_by_the_sink(hub: TaskHubStorage) -> None:
+    queue = hub.queue(hub.names.work_item_queue)
+    sink = _Sink()
+    queue.set_local_sink(sink)
+    await queue.send(_message("held"))
+    assert [_instance(m) for m in sink.taken] == ["held"]
+    assert await queue.approximate_count() == 1  # durable: it is in the queue ...
+    assert await queue.receive(32, timedelta(seconds=30)) == []  # ... but nobody else can take it
+    await queue.delete(sink.taken[0])  # the pop receipt of the put works like a received one
+    assert await queue.approximate_count() == 0
+    await hub.close()
+
+
+async def test_a_refused_message_is_visible_at_once(hub: TaskHubStorage) -> None:
+    queue = hub.queue(hub.names.work_item_queue)
+    queue.set_local_sink(_Sink(take=False))
+    await queue.send(_message("refused"))
+    received = await queue.receive(32, timedelta(seconds=30))
+    assert len(received) == 1 and received[0].dequeue_count == 1
+    await hub.close()
+
+
+@pytest.mark.parametrize("local_dispatch", [True, False])
+async def test_orchestrations_complete_with_and_without_local_dispatch(
+    storage_account: StorageAccount, task_hub_name: str, local_dispatch: bool
+) -> None:
+    settings = WorkerSettings(
+        task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=1), local_dispatch=local_dispatch
+    )
+    worker = Worker(storage_account, settings)
+    apps.register(worker)
+    async with worker, await TaskHubClient.open(storage_account, task_hub_name) as client:
+        await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
+        ids = [await client.schedule_new_orchestration("hello_sequence") for _ in range(5)]
+        for instance_id in ids:
+            state = await client.wait_for_completion(instance_id, timeout=60)
+            assert state.runtime_status == OrchestrationStatus.Completed
+            assert state.output is not None and "Lima" in state.output
+
+
+async def test_release_local_hands_back_work_items_that_never_started(hub: TaskHubStorage) -> None:
+    """What a graceful stop does with held work items: visible at once for another worker."""
+    processor = ActivityProcessor(
+        hub, _NoRuntime(), PoisonHandler(hub, 20), visibility_timeout=timedelta(minutes=5),
+        max_polling_interval=timedelta(seconds=1), local_capacity=2,
+    )
+    queue = hub.queue(hub.names.work_item_queue)
+    await queue.send(_message("a"))
+    await queue.send(_message("b"))
+    assert not processor.accepts()  # full: the next one goes through the queue
+    await queue.send(_message("c"))
+    assert len(await queue.receive(32, timedelta(seconds=30))) == 1
+    await processor.release_local()
+    released = await queue.receive(32, timedelta(seconds=30))
+    assert sorted(_instance(m) for m in released) == ["a", "b"]
+    await hub.close()
+
+
+class _NoRuntime:
+    async def run_activity(self, name: str, input: str | None, *, instance_id: str, task_id: int) -> ActivityResult:
+        raise AssertionError("not called")
+
+
+def _instance(message: QueueMessage) -> str:
+    assert message.data is not None and message.data.task_message is not None
+    return message.data.task_message.orchestration_instance.instance_id
