@@ -89,8 +89,6 @@ class WorkerSettings:
         validate_partition_count(self.partition_count)
         if self.max_entity_operation_batch_size < 1:
             raise ConfigurationError("max_entity_operation_batch_size must be at least 1")
-        if self.max_entity_operation_batch_size < 1:
-            raise ConfigurationError("max_entity_operation_batch_size must be at least 1")
         if not 1 <= self.control_queue_batch_size <= 32:
             raise ConfigurationError("control_queue_batch_size must be 1..32 (the queue service maximum)")
         for name in ("max_concurrent_activities", "max_concurrent_orchestrations", "poison_dequeue_threshold"):
@@ -119,13 +117,6 @@ class WorkerSettings:
             raw = _ci_value(storage, key)
             if raw is not None:
                 values[attr] = int(raw)
-        for key, attr in (("maxEntityOperationBatchSize", "max_entity_operation_batch_size"),):
-            raw = _ci_value(section, key) if _ci_value(section, key) is not None else _ci_value(storage, key)
-            if raw is not None:
-                values[attr] = int(raw)
-        raw_window = _ci_value(section, "entityMessageReorderWindowInMinutes")
-        if raw_window is not None:
-            values["entity_message_reorder_window"] = timedelta(minutes=float(raw_window))
         for key, attr in (("maxEntityOperationBatchSize", "max_entity_operation_batch_size"),):
             raw = _ci_value(section, key) if _ci_value(section, key) is not None else _ci_value(storage, key)
             if raw is not None:

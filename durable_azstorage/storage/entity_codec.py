@@ -67,7 +67,8 @@ def format_ticks(ticks: int) -> str:
     whole = datetime_from_ticks(ticks - ticks % TICKS_PER_SECOND)
     fraction = f"{ticks % TICKS_PER_SECOND:07d}".rstrip("0")
     dot = f".{fraction}" if fraction else ""
-    return f"{whole.strftime('%Y-%m-%dT%H:%M:%S')}{dot}Z"
+    date = f"{whole.year:04d}-{whole.month:02d}-{whole.day:02d}"  # not strftime: %Y does not pad years < 1000
+    return f"{date}T{whole.hour:02d}:{whole.minute:02d}:{whole.second:02d}{dot}Z"
 
 
 def parse_ticks(text: Any, path: str) -> int:

@@ -13,9 +13,7 @@ from typing import Any
 
 from ..connection import StorageAccount
 from ..model.entities import is_entity_instance
-from ..model.entities import is_entity_instance
 from ..runtimes.base import ActivityRuntime, OrchestrationRuntime, Registry
-from ..runtimes.entities import EntityRuntime
 from ..runtimes.entities import EntityRuntime
 from ..settings import WorkerSettings
 from ..storage.hub import TaskHubStorage
@@ -25,7 +23,6 @@ from ..storage.taskhub import TaskHub
 from .activities import ActivityProcessor
 from .control_pump import ControlQueuePump, instance_of
 from .dispatcher import Dispatcher
-from .entities import EntityProcessor, EntitySettings
 from .entities import EntityProcessor, EntitySettings
 from .history_cache import HistoryCache
 from .orchestrations import OrchestrationProcessor
@@ -99,22 +96,6 @@ class Worker:
         )
         return EntityProcessor(hub, runtime, self._cache, poison, entity_settings)
 
-    def add_entity(self, fn: Any, name: str | None = None) -> str:
-        """Register a durabletask entity (``DurableEntity`` subclass or function); name lower-cased."""
-        return self.registry.add_entity(fn, name)
-
-    def _entity_processor(self, hub: TaskHubStorage, poison: PoisonHandler) -> EntityProcessor:
-        runtime = self._entity_runtime
-        if runtime is None:
-            from ..runtimes.entities_durabletask import DurableTaskEntityRuntime
-
-            runtime = DurableTaskEntityRuntime(self.registry)
-        entity_settings = EntitySettings(
-            max_batch_size=self.settings.max_entity_operation_batch_size,
-            reorder_window=self.settings.entity_message_reorder_window,
-        )
-        return EntityProcessor(hub, runtime, self._cache, poison, entity_settings)
-
     @property
     def owned_partitions(self) -> list[str]:
         return sorted(self._pumps)
@@ -143,7 +124,6 @@ class Worker:
         orchestration_runtime, activity_runtime = self._runtimes()
         poison = PoisonHandler(hub, settings.poison_dequeue_threshold)
         orchestrations = OrchestrationProcessor(hub, orchestration_runtime, self._cache, poison)
-        entities = self._entity_processor(hub, poison)
         entities = self._entity_processor(hub, poison)
         activities = ActivityProcessor(
             hub,
