@@ -50,6 +50,7 @@ from .actions import (
     SendEvent,
 )
 from .base import ActivityResult, EpisodeRequest, EpisodeResult, Registry
+from .durabletask_replay import IncrementalReplayer
 from .entities_orchestration import EntityMessageEncoder
 
 __all__ = [
@@ -362,10 +363,32 @@ class DurableTaskOrchestrationRuntime:
     the replay runs inline, since orchestrator code must be fast and non-blocking anyway.
     """
 
-    def __init__(self, registry: Registry, *, offload: bool = False) -> None:
+    def __init__(self, registry: Registry, *, offload: bool = False, sticky_capacity: int = 1000) -> None:
         self._registry = registry
         self._offload = offload
         self._converter = JsonDataConverter()
+        self._sdk_registry: Any = None
+        self._sdk_registry_size = -1
+        self.replayer = IncrementalReplayer(
+            self._new_executor, self._new_context, _to_pb_events, capacity=sticky_capacity
+        )
+
+    def _registry_for_sdk(self) -> Any:
+        # Rebuilt only when functions were added, not on every episode.
+        size = len(self._registry.orchestrators) + len(self._registry.activities)
+        if self._sdk_registry is None or size != self._sdk_registry_size:
+            self._sdk_registry, self._sdk_registry_size = _sdk_registry(self._registry), size
+        return self._sdk_registry
+
+    def _new_executor(self) -> Any:
+        return dt_worker._OrchestrationExecutor(
+            self._registry_for_sdk(), _sdk_log, self._converter, maximum_timer_interval=None
+        )
+
+    def _new_context(self, instance_id: str) -> Any:
+        return dt_worker._RuntimeOrchestrationContext(
+            instance_id, self._registry_for_sdk(), self._converter, maximum_timer_interval=None, logger=_sdk_log
+        )
 
     async def run_episode(self, request: EpisodeRequest) -> EpisodeResult:
         if self._offload:
@@ -374,12 +397,7 @@ class DurableTaskOrchestrationRuntime:
 
     def run_episode_sync(self, request: EpisodeRequest) -> EpisodeResult:
         """The synchronous core of :meth:`run_episode` (deterministic, no I/O)."""
-        executor = dt_worker._OrchestrationExecutor(
-            _sdk_registry(self._registry), _sdk_log, self._converter, maximum_timer_interval=None
-        )
-        results = executor.execute(
-            request.instance_id, _to_pb_events(request.past_events), _to_pb_events(request.new_events)
-        )
+        results = self.replayer.execute(request.instance_id, request.past_events, request.new_events)
         encoder = EntityMessageEncoder(
             request.instance_id, request.execution_id, request.past_events, request.new_events
         )

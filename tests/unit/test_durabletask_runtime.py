@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
@@ -20,7 +21,13 @@ from durable_azstorage.model import (
     OrchestrationStatus,
 )
 from durable_azstorage.runtimes.actions import CompleteOrchestration, CreateTimer, ScheduleTask
-from durable_azstorage.runtimes.base import ActivityRuntime, OrchestrationRuntime, Registry
+from durable_azstorage.runtimes.base import (
+    ActivityRuntime,
+    EpisodeRequest,
+    EpisodeResult,
+    OrchestrationRuntime,
+    Registry,
+)
 from durable_azstorage.runtimes.durabletask import DurableTaskActivityRuntime, DurableTaskOrchestrationRuntime
 
 from ._runtime_hub import T0, Hub
@@ -130,7 +137,40 @@ def hub() -> Hub:
         reg.add_orchestrator(fn)
     for fn in (hello, double, slow_upper, boom, flaky):
         reg.add_activity(fn)
-    return Hub(DurableTaskOrchestrationRuntime(reg), DurableTaskActivityRuntime(reg))
+    return Hub(_Comparing(reg), DurableTaskActivityRuntime(reg))
+
+
+class _Comparing:
+    """Every episode runs twice: incrementally (the cached orchestrator) and as a full replay.
+
+    Both must return the same actions and custom status; ``hits`` shows the cache was used.
+    """
+
+    def __init__(self, reg: Registry) -> None:
+        self.incremental = DurableTaskOrchestrationRuntime(reg)
+        self.full = DurableTaskOrchestrationRuntime(reg, sticky_capacity=0)
+
+    async def run_episode(self, request: EpisodeRequest) -> EpisodeResult:
+        result = await self.incremental.run_episode(request)
+        expected = await self.full.run_episode(request)
+        assert _comparable(result) == _comparable(expected), (request.instance_id, result, expected)
+        return result
+
+
+def _comparable(result: EpisodeResult) -> EpisodeResult:
+    """Stack traces (caller frames) and carried-over events' wall-clock stamps legitimately differ."""
+    actions = []
+    for action in result.actions:
+        if isinstance(action, CompleteOrchestration):
+            fd = action.failure_details
+            carry = tuple(dataclasses.replace(e, timestamp=T0) for e in action.carryover_events)
+            action = dataclasses.replace(
+                action,
+                failure_details=dataclasses.replace(fd, stack_trace=None) if fd is not None else None,
+                carryover_events=carry,
+            )
+        actions.append(action)
+    return dataclasses.replace(result, actions=tuple(actions))
 
 
 def test_runtimes_satisfy_protocols() -> None:
@@ -158,6 +198,22 @@ async def test_chain_of_three_activities(hub: Hub) -> None:
     assert json.loads(inst.output or "") == [
         "Hello Tokyo!", "Hello Hello Tokyo!!", {"s": "HELLO HELLO TOKYO!!", "task": 3, "orch": "i1"},
     ]
+    assert isinstance(hub.orch, _Comparing)
+    replayer = hub.orch.incremental.replayer
+    # Episodes 2-4 continue the orchestrator kept from the episode before; the finished one is dropped.
+    assert (replayer.misses, replayer.hits, len(replayer)) == (1, 3, 0)
+
+
+async def test_a_history_that_is_not_the_one_fed_is_replayed_in_full(hub: Hub) -> None:
+    hub.start("chain", json.dumps("Tokyo"))
+    await hub.episode("i1")
+    await hub.run_activities()
+    inst = hub.instances["i1"]
+    inst.history = [dataclasses.replace(e) for e in inst.history]  # as if reloaded from storage
+    await hub.run()
+    assert inst.status == OrchestrationStatus.Completed
+    assert isinstance(hub.orch, _Comparing)
+    assert (hub.orch.incremental.replayer.misses, hub.orch.incremental.replayer.hits) == (2, 2)
     assert inst.custom_status == '{"done": 3}'
     kinds = [e.event_type for e in inst.history]
     assert kinds[:4] == [EventType.OrchestratorStarted, EventType.ExecutionStarted,
@@ -308,7 +364,7 @@ async def test_first_episode_actions_are_canonical(hub: Hub) -> None:
     hub.start("chain", '"x"')
     state_out = await hub.episode("i1")
     assert len(state_out.work_item_messages) == 1
-    runtime = hub.orch
+    runtime = hub.orch.incremental if isinstance(hub.orch, _Comparing) else hub.orch
     assert isinstance(runtime, DurableTaskOrchestrationRuntime)
     from durable_azstorage.runtimes.state import ReplayState
 
