@@ -372,6 +372,8 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> web.Application:
     """The management API for one task hub; requests above ``max_body_bytes`` get 413."""
+    from ._entities import add_entity_routes  # the entity handlers build on this module's helpers
+
     app = web.Application(middlewares=[_errors, _auth], client_max_size=max_body_bytes)
     app[_CLIENT] = client
     app[_KEY] = key
@@ -392,4 +394,5 @@ def create_app(
         app.router.add_post(instance + "/resume", resume)
         app.router.add_post(instance + "/rewind", rewind)
         app.router.add_post(instance + "/restart", restart)
+        add_entity_routes(app, base)
     return app

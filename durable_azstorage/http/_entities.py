@@ -1,0 +1,97 @@
+"""Durable Functions entity routes (``HttpApiHandler``): ``/entities/{name}[/{key}]``.
+
+* ``POST /entities/{name}/{key}?op=X`` signals (body: JSON when ``application/json``, else
+  the raw text as a JSON string), ``DELETE`` signals ``delete``; both answer 202, empty body.
+* ``GET /entities/{name}/{key}`` answers 200 with the state JSON, 404 when it has none; the key
+  ``$`` stands for the empty key.
+* ``GET /entities[/{name}]`` lists: ``lastOperationTimeFrom``/``To``, ``fetchState`` (default
+  false), ``top`` (default 100) and the ``x-ms-continuation-token`` header both ways; items are
+  ``{"entityId": {"name", "key"}, "lastOperationTime", "state"}``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from ..client._entities import EntityMetadata
+from ..model.entities import EntityId
+from ..storage.netjson import format_datetime
+from ._app import _BadRequest, _client, _error, _flag, _query_ci, _time
+
+__all__ = ["add_entity_routes"]
+
+_EMPTY_KEY = "$"
+
+
+def _entity_id(request: web.Request) -> EntityId:
+    name = request.match_info.get("entityName", "")
+    key = request.match_info.get("entityKey", "")
+    if not name:
+        raise _BadRequest("an entity name is required")
+    return EntityId.of(name, "" if key == _EMPTY_KEY else key)
+
+
+async def signal(request: web.Request) -> web.Response:
+    client = _client(request)
+    entity_id = _entity_id(request)
+    operation = "delete" if request.method == "DELETE" else (request.query.get("op") or "")
+    raw = await request.read()
+    payload: str | None = None
+    if raw:
+        text = raw.decode("utf-8", errors="replace")
+        if request.content_type.lower() == "application/json":
+            try:
+                payload = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+            except ValueError as exc:
+                raise _BadRequest(f"Could not parse JSON content: {exc}") from exc
+        else:
+            payload = json.dumps(text, ensure_ascii=False)
+    await client.signal_entity(entity_id, operation, raw_input=payload)
+    return web.Response(status=202)
+
+
+async def get_entity(request: web.Request) -> web.Response:
+    client = _client(request)
+    entity_id = _entity_id(request)
+    metadata = await client.get_entity(entity_id)
+    if metadata is None or metadata.state is None:
+        return _error(404, f"entity {entity_id} does not exist")
+    return web.Response(status=200, text=metadata.state, content_type="application/json")
+
+
+def _status_item(m: EntityMetadata) -> dict[str, object]:
+    return {
+        "entityId": {"name": m.entity_id.name, "key": m.entity_id.key},
+        "lastOperationTime": format_datetime(m.last_operation_time) if m.last_operation_time else None,
+        "state": m.state_value(),
+    }
+
+
+async def list_entities(request: web.Request) -> web.Response:
+    client = _client(request)
+    top_text = _query_ci(request, "top") or "100"
+    if not top_text.isdigit() or not 1 <= int(top_text) <= 1000:
+        raise _BadRequest("query parameter 'top' must be an integer between 1 and 1000")
+    page = await client.list_entities(
+        name=request.match_info.get("entityName") or None,
+        last_operation_from=_time(request, "lastOperationTimeFrom"),
+        last_operation_to=_time(request, "lastOperationTimeTo"),
+        include_state=_flag(request, "fetchState", False),
+        page_size=int(top_text),
+        continuation_token=request.headers.get("x-ms-continuation-token") or None,
+    )
+    body = [_status_item(m) for m in page.entities]
+    return web.json_response(body, headers={"x-ms-continuation-token": page.continuation_token or ""})
+
+
+def add_entity_routes(app: web.Application, base: str) -> None:
+    entities = base + "/entities"
+    app.router.add_get(entities, list_entities)
+    app.router.add_get(entities + "/", list_entities)
+    app.router.add_get(entities + "/{entityName}", list_entities)
+    app.router.add_get(entities + "/{entityName}/", list_entities)
+    app.router.add_get(entities + "/{entityName}/{entityKey}", get_entity)
+    app.router.add_post(entities + "/{entityName}/{entityKey}", signal)
+    app.router.add_delete(entities + "/{entityName}/{entityKey}", signal)
