@@ -387,6 +387,9 @@ def register(cli: click.Group) -> None:
             pass
 
     _register_poison(cli)
+    from ._cli_entities import register_entities  # builds on this module's helpers
+
+    register_entities(cli)
 
 
 def _register_poison(cli: click.Group) -> None:
