@@ -93,6 +93,19 @@ def transfer(ctx: task.OrchestrationContext, spec: dict[str, Any]) -> Generator[
     return True
 
 
+def lock_then_fail(ctx: task.OrchestrationContext, key: str) -> Generator[task.Task[Any], Any, None]:
+    with (yield ctx.lock_entities([entities.EntityInstanceId("account", key)])):
+        raise RuntimeError("failed while holding the lock")
+
+
+def relay(ctx: entities.EntityContext, input: Any) -> Any:
+    """A function entity that forwards to another entity and starts an orchestration."""
+    if ctx.operation == "forward":
+        ctx.signal_entity(entities.EntityInstanceId("counter", input["key"]), "add", input["amount"])
+        ctx.schedule_new_orchestration("signal_once", input=input["key"], instance_id=input["child"])
+    return None
+
+
 def signal_once(ctx: task.OrchestrationContext, key: str) -> None:
     ctx.signal_entity(entities.EntityInstanceId("counter", key), "add", 1)
 
@@ -110,11 +123,12 @@ async def worker_and_client(
         lease_acquire_interval=timedelta(seconds=2),
     )
     worker = Worker(storage_account, settings)
-    for fn in (caller, transfer, signal_once):
+    for fn in (caller, transfer, signal_once, lock_then_fail):
         worker.add_orchestrator(fn)
     worker.add_entity(Counter)
     worker.add_entity(account)
     worker.add_entity(Blob)
+    worker.add_entity(relay)
     async with worker:
         await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
         client = await TaskHubClient.open(storage_account, task_hub_name)
@@ -253,3 +267,23 @@ async def test_list_and_clean_entity_storage(worker_and_client: tuple[Worker, Ta
     assert (await client.list_entities(name="account", include_transient=True)).entities == []
     # A lock held by an instance that no longer runs is released.
     assert entity_codec.decode_entity_status('{"entityExists":true,"lockedBy":"gone"}') is not None
+
+
+async def test_lock_released_when_the_orchestration_fails(worker_and_client: tuple[Worker, TaskHubClient]) -> None:
+    _, client = worker_and_client
+    instance_id = await client.schedule_new_orchestration("lock_then_fail", input="held")
+    state = await client.wait_for_completion(instance_id, timeout=60)
+    assert state.runtime_status == OrchestrationStatus.Failed
+    await client.signal_entity("account", "deposit", 3, key="held")  # would wait forever on a stuck lock
+    await _wait_state(client, "account", "held", 3)
+    metadata = await client.get_entity("account", key="held")
+    assert metadata is not None and metadata.locked_by is None
+
+
+async def test_entity_signals_entity_and_starts_orchestration(worker_and_client: tuple[Worker, TaskHubClient]) -> None:
+    _, client = worker_and_client
+    await client.signal_entity("relay", "forward", {"key": "relayed", "amount": 5, "child": "child-1"}, key="r")
+    # 5 from the relay's signal, 1 from the orchestration it started.
+    await _wait_state(client, "counter", "relayed", 6)
+    child = await client.wait_for_completion("child-1", timeout=60)
+    assert child.runtime_status == OrchestrationStatus.Completed
