@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -96,6 +97,53 @@ class QueueMessage:
     error: MessageDecodeError | None = None
 
 
+class _WakeUps:
+    """Process-wide wake-up callbacks per queue URL, each run on the event loop it came from.
+
+    A client and a worker in one process (a Functions-style host, tests, the demo) open separate
+    SDK clients; keyed by URL, a start sent by the client still ends the worker's polling wait at
+    once. The sync client runs its own loop in a thread, hence ``call_soon_threadsafe``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: dict[str, list[tuple[asyncio.AbstractEventLoop | None, Callable[[], None]]]] = {}
+
+    def add(self, key: str, callback: Callable[[], None]) -> None:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            self._callbacks.setdefault(key, []).append((loop, callback))
+
+    def remove(self, key: str, callback: Callable[[], None]) -> None:
+        with self._lock:
+            entries = self._callbacks.get(key, [])
+            entries[:] = [(loop, cb) for loop, cb in entries if cb != callback]
+            if not entries:
+                self._callbacks.pop(key, None)
+
+    def notify(self, key: str) -> None:
+        with self._lock:
+            entries = list(self._callbacks.get(key, ()))
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, callback in entries:
+            if loop is None or loop is current:
+                callback()
+            elif not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(callback)
+                except RuntimeError:  # closed between the check and the call
+                    pass
+
+
+_wake_ups = _WakeUps()
+
+
 class LocalSink(Protocol):
     """An in-process consumer of a queue that can take a message without a receive call.
 
@@ -125,7 +173,7 @@ class TaskHubQueue:
         self._client = client
         self._payloads = payloads
         self.name: str = client.queue_name
-        self._listeners: list[Callable[[], None]] = []
+        self._key = str(getattr(client, "url", self.name)).split("?", 1)[0].rstrip("/").lower()
         self._sink: LocalSink | None = None
 
     def set_local_sink(self, sink: LocalSink | None) -> None:
@@ -133,11 +181,11 @@ class TaskHubQueue:
         self._sink = sink
 
     def add_listener(self, callback: Callable[[], None]) -> None:
-        self._listeners.append(callback)
+        """Call ``callback`` whenever this process sends to this queue (any client object)."""
+        _wake_ups.add(self._key, callback)
 
     def remove_listener(self, callback: Callable[[], None]) -> None:
-        if callback in self._listeners:
-            self._listeners.remove(callback)
+        _wake_ups.remove(self._key, callback)
 
     async def create(self) -> None:
         try:
@@ -192,8 +240,7 @@ class TaskHubQueue:
         self._notify()
 
     def _notify(self) -> None:
-        for callback in list(self._listeners):
-            callback()
+        _wake_ups.notify(self._key)
 
     async def receive(self, max_messages: int, visibility_timeout: timedelta) -> list[QueueMessage]:
         """One ``Get Messages`` call; sorted by insertion time, then sender sequence number."""

@@ -76,6 +76,7 @@ class ActivityProcessor:
     async def release_local(self) -> None:
         """Make held work items that never started visible again, so another worker runs them."""
         self.stop_accepting()
+        self._queue.remove_listener(self._poller.wake)
         pending = list(self._local)
         self._local.clear()
         await asyncio.gather(*(self._queue.abandon(m, delay=timedelta(0)) for m in pending), return_exceptions=True)

@@ -123,3 +123,25 @@ class _NoRuntime:
 def _instance(message: QueueMessage) -> str:
     assert message.data is not None and message.data.task_message is not None
     return message.data.task_message.orchestration_instance.instance_id
+
+
+async def test_a_client_in_the_same_process_wakes_the_idle_worker_at_once(
+    storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    """The worker polls at most every 30 s here; a start from this process must not wait for that."""
+    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=30))
+    worker = Worker(storage_account, settings)
+    apps.register(worker)
+    async with worker, await TaskHubClient.open(storage_account, task_hub_name) as client:
+        await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
+        # Let every poller back off towards its 30 s ceiling first.
+        await eventually(lambda: _idle_long_enough(worker), timeout=30, message="pollers backed off")
+        instance_id = await client.schedule_new_orchestration("hello_sequence")
+        pump = worker._pumps[worker.hub.names.control_queue_for(instance_id)]
+        assert pump._poller.next_interval() < 1.0  # woken by the send, not by its own timer
+        state = await client.wait_for_completion(instance_id, timeout=30)
+        assert state.runtime_status == OrchestrationStatus.Completed
+
+
+def _idle_long_enough(worker: Worker) -> bool:
+    return all(pump._poller.next_interval() >= 2.0 for pump in worker._pumps.values())
