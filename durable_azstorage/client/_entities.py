@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..errors import LargePayloadError
 from ..model import EventRaisedEvent, OrchestrationInstance, OrchestrationState, OrchestrationStatus, TaskMessage
 from ..model import utc_now as _utc_now
 from ..model.entities import (
@@ -32,7 +33,7 @@ from ..model.entities import (
     scheduled_request_event_name,
     ticks_from_datetime,
 )
-from ..storage import entity_codec
+from ..storage import entity_codec, instance_codec
 from ..storage.queue_codec import MessageData
 from ..storage.queues import next_sequence_number
 
@@ -54,6 +55,7 @@ MAX_SIGNAL_DELAY = timedelta(days=6)
 DEFAULT_REORDER_WINDOW = timedelta(minutes=30)
 _CLEAN_TIME_LIMIT = 5.0  # seconds per call, as DTAS; the token continues
 _CLIENT_SENDER = OrchestrationInstance(instance_id="", execution_id="")
+_STALE_BLOB_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -153,10 +155,30 @@ class EntityClientMixin:
     ) -> EntityMetadata | None:
         """The entity, or None when it has no state (never signalled, or deleted)."""
         entity_id = entity_id_of(entity, key)
-        record = await self._hub.instances.get(entity_id.instance_id, fetch_input=include_state, fetch_output=False)
-        if record is None:
-            return None
-        return _metadata(record.state, include_state=include_state, include_transient=False)
+        state = await self._read_row(entity_id.instance_id, include_state)
+        return None if state is None else _metadata(state, include_state=include_state, include_transient=False)
+
+    async def _read_row(self, instance_id: str, include_state: bool) -> OrchestrationState | None:
+        """The entity's row with its scheduler state resolved.
+
+        A large scheduler state lives in a blob that the entity's *next* checkpoint replaces
+        (and deletes once the row points to the new one); a read that loses this race sees the
+        old URL with no blob behind it and simply reads the row again.
+        """
+        for attempt in range(_STALE_BLOB_RETRIES):
+            record = await self._hub.instances.get(instance_id, fetch_input=include_state, fetch_output=False)
+            if record is None:
+                return None
+            if not (include_state and record.state.input and instance_codec.is_blob_url(record.state.input)):
+                return record.state
+            await asyncio.sleep(0.05 * (attempt + 1))
+        raise LargePayloadError(f"the state blob of entity {instance_id!r} keeps disappearing; try again")
+
+    async def _fresh(self, state: OrchestrationState) -> OrchestrationState:
+        if state.input and instance_codec.is_blob_url(state.input):
+            reread = await self._read_row(state.orchestration_instance.instance_id, True)
+            return reread if reread is not None else state
+        return state
 
     async def read_entity_state(self, entity: EntityId | str, *, key: str | None = None) -> tuple[bool, Any]:
         """``(exists, state)`` like azure-functions-durable's ``read_entity_state``."""
@@ -197,6 +219,8 @@ class EntityClientMixin:
                 page_size=page_size,
                 continuation_token=token,
             )
+            if include_state:
+                states = [await self._fresh(s) for s in states]
             found = [
                 m
                 for m in (
