@@ -20,6 +20,7 @@ from durabletask.internal import entity_state_shim as _shim
 from durabletask.internal import helpers as _dt_helpers
 from durabletask.serialization import JsonDataConverter
 
+from ..errors import FunctionNotRegisteredError
 from .base import Registry
 from .durabletask import from_pb_failure
 from .entities import (
@@ -92,6 +93,10 @@ class DurableTaskEntityRuntime:
     def run_batch_sync(self, request: EntityBatchRequest) -> EntityBatchResult:
         """Synchronous core of :meth:`run_batch`: one executor and one state shim per batch."""
         entity_id = EntityInstanceId.parse(request.instance_id)
+        if entity_id.entity not in self._registry.entities:
+            # As Core (TypeMissingException): the batch is retried, not answered with errors,
+            # so signals are not lost on a worker deployed without this entity.
+            raise FunctionNotRegisteredError("entity", entity_id.entity, sorted(self._registry.entities))
         state = shim.StateShim(request.entity_state, self._converter, is_serialized=True)
         executor = dt_worker._EntityExecutor(_sdk_registry(self._registry), _sdk_log, self._converter)
         results: list[OperationOutcome] = []

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ..errors import FunctionNotRegisteredError
 from ..model import FailureDetails
 from ..model.entities import EntityId
 from .actions import SendEvent
@@ -98,12 +99,11 @@ class FunctionsEntityRuntime:
     def run_batch_sync(self, request: EntityBatchRequest) -> EntityBatchResult:
         entity_id = EntityId.parse(request.instance_id)
         handle = self._handles.get(entity_id.name.lower())
+        if handle is None:
+            raise FunctionNotRegisteredError("entity", entity_id.name, sorted(self._handles))
         state = request.entity_state
         results: list[OperationOutcome] = []
         for op in request.operations:
-            if handle is None:
-                results.append(_failure("EntityNotRegistered", f"no entity function named {entity_id.name!r}"))
-                continue
             outcome, new_state, exists = self._run_one(handle, entity_id, state, op.operation, op.input)
             results.append(outcome)
             if not outcome.is_failure:

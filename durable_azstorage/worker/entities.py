@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..errors import CheckpointConflictError, MessageDecodeError
+from ..errors import CheckpointConflictError, FunctionNotRegisteredError, MessageDecodeError
 from ..model import (
     EventRaisedEvent,
     EventSentEvent,
@@ -147,6 +147,11 @@ class EntityProcessor:
         history = await self._load(instance_id)
         started = next((e for e in history.events if isinstance(e, ExecutionStartedEvent)), None)
         events = [m.data.task_message.event for m in messages if m.data and m.data.task_message]
+        if not history.events and not any(isinstance(e, (EventRaisedEvent, ExecutionStartedEvent)) for e in events):
+            # Core AutoStart needs an EventRaised: anything else for a missing entity is "No such instance".
+            log.info("entity.messages_discarded", extra={"instance_id": instance_id, "count": len(messages)})
+            await asyncio.gather(*(self._hub.queue(m.queue_name).delete(m) for m in messages))
+            return
         if started is None:
             started = next((e for e in events if isinstance(e, ExecutionStartedEvent)), None)
         state = entity_codec.decode_scheduler_state(started.input if started else None)
@@ -255,6 +260,8 @@ class EntityProcessor:
         )
         try:
             result = await self._runtime.run_batch(request)
+        except FunctionNotRegisteredError:
+            raise  # retried with back-off (and quarantined eventually), as Core's TypeMissingException
         except Exception as exc:  # a runtime bug: report to every caller, keep the state
             log.exception("entity.runtime_failed", extra={"instance_id": instance_id})
             fd = FailureDetails(error_type=type(exc).__name__, error_message=str(exc))
