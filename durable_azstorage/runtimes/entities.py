@@ -15,7 +15,7 @@ operations run (ordering, locks, batching, scheduled signals) and persists the o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeAlias, runtime_checkable
@@ -28,6 +28,7 @@ __all__ = [
     "EntityBatchResult",
     "EntityOperation",
     "EntityRuntime",
+    "EntityRuntimeByName",
     "OperationOutcome",
     "SendSignal",
     "StartOrchestration",
@@ -100,3 +101,19 @@ class EntityRuntime(Protocol):
     """Runs entity operations; user exceptions become per-operation failures, never raise."""
 
     async def run_batch(self, request: EntityBatchRequest) -> EntityBatchResult: ...
+
+
+class EntityRuntimeByName:
+    """Routes each entity name to its runtime (e.g. Functions entities next to durabletask ones).
+
+    Names are compared lower-cased; an unknown name goes to ``default`` (which reports it as
+    not registered when it does not know it either).
+    """
+
+    def __init__(self, routes: Mapping[str, EntityRuntime], default: EntityRuntime) -> None:
+        self._routes = {name.lower(): runtime for name, runtime in routes.items()}
+        self._default = default
+
+    async def run_batch(self, request: EntityBatchRequest) -> EntityBatchResult:
+        name = request.instance_id[1:].split("@", 1)[0].lower()
+        return await self._routes.get(name, self._default).run_batch(request)

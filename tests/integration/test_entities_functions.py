@@ -44,3 +44,32 @@ async def test_functions_entities_with_client_and_orchestrator(
         assert output["first"] is None  # the 1.x "add" sets no result
         assert output["total"] == 15 and output["after"] == 15
         assert "bad op" in output["failed"]
+
+
+async def test_both_entity_kinds_in_one_worker(storage_account: StorageAccount, task_hub_name: str) -> None:
+    from durable_azstorage.runtimes.base import Registry
+    from durable_azstorage.runtimes.entities import EntityRuntimeByName
+    from durable_azstorage.runtimes.entities_durabletask import DurableTaskEntityRuntime
+    from tests.integration.test_entities import Counter as SdkCounter
+
+    settings = WorkerSettings(
+        task_hub_name=task_hub_name,
+        max_queue_polling_interval=timedelta(seconds=1),
+        lease_acquire_interval=timedelta(seconds=2),
+    )
+    registry = Registry()
+    registry.add_entity(SdkCounter)
+    routed = EntityRuntimeByName(
+        {"cart": FunctionsEntityRuntime({"cart": Cart})}, default=DurableTaskEntityRuntime(registry)
+    )
+    worker = Worker(storage_account, settings, entity_runtime=routed)
+    async with worker, await TaskHubClient.open(storage_account, task_hub_name) as client:
+        await client.signal_entity("cart", "add", "fig", key="mixed")
+        await client.signal_entity("counter", "add", 2, key="mixed")
+
+        async def both() -> bool:
+            cart = await client.read_entity_state("cart", key="mixed")
+            count = await client.read_entity_state("counter", key="mixed")
+            return cart == (True, {"items": ["fig"]}) and count == (True, 2)
+
+        await eventually(both, timeout=60, message="both entity kinds answered")
