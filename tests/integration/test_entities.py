@@ -106,6 +106,11 @@ def relay(ctx: entities.EntityContext, input: Any) -> Any:
     return None
 
 
+def signal_later(ctx: task.OrchestrationContext, key: str) -> None:
+    due = ctx.current_utc_datetime + timedelta(seconds=3)
+    ctx.signal_entity(entities.EntityInstanceId("counter", key), "add", 7, signal_time=due)
+
+
 def signal_once(ctx: task.OrchestrationContext, key: str) -> None:
     ctx.signal_entity(entities.EntityInstanceId("counter", key), "add", 1)
 
@@ -123,7 +128,7 @@ async def worker_and_client(
         lease_acquire_interval=timedelta(seconds=2),
     )
     worker = Worker(storage_account, settings)
-    for fn in (caller, transfer, signal_once, lock_then_fail):
+    for fn in (caller, transfer, signal_once, lock_then_fail, signal_later):
         worker.add_orchestrator(fn)
     worker.add_entity(Counter)
     worker.add_entity(account)
@@ -287,3 +292,14 @@ async def test_entity_signals_entity_and_starts_orchestration(worker_and_client:
     await _wait_state(client, "counter", "relayed", 6)
     child = await client.wait_for_completion("child-1", timeout=60)
     assert child.runtime_status == OrchestrationStatus.Completed
+
+
+async def test_scheduled_signal_from_an_orchestration(worker_and_client: tuple[Worker, TaskHubClient]) -> None:
+    _, client = worker_and_client
+    instance_id = await client.schedule_new_orchestration("signal_later", input="orch-later")
+    state = await client.wait_for_completion(instance_id, timeout=60)
+    assert state.runtime_status == OrchestrationStatus.Completed
+    history = await client.get_orchestration_history(instance_id)
+    sent = [e for e in history if e.event_type == EventType.EventSent]
+    assert len(sent) == 1 and (sent[0].name or "").startswith("op@")  # type: ignore[attr-defined]
+    await _wait_state(client, "counter", "orch-later", 7, timeout=30)
