@@ -1,0 +1,127 @@
+"""What the storage endpoint itself sustains: raw SDK operations at the benchmark's concurrency.
+
+Each operation class runs ``concurrency`` async loops for ``seconds`` against a fresh queue or
+table (the async Azure SDK clients, no durable_azstorage code in the path). A workload's
+transaction mix, priced at these rates, gives the time the storage alone would need for it:
+``implied_seconds = sum(count[op] / rate[class(op)])``; the fraction of the ceiling a workload
+reached is ``implied_seconds / wall_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from azure.data.tables.aio import TableServiceClient
+from azure.storage.queue.aio import QueueServiceClient
+
+__all__ = ["OPERATION_CLASS", "implied_seconds", "measure_ceiling"]
+
+PAYLOAD = "x" * 600  # about the size of a small DTAS message / history row
+
+# (service, operation) -> the measured class whose rate prices it
+OPERATION_CLASS: dict[tuple[str, str], str] = {
+    ("queue", "PutMessage"): "queue.put",
+    ("queue", "UpdateMessage"): "queue.put",
+    ("queue", "ReceiveMessages"): "queue.get",
+    ("queue", "PeekMessages"): "queue.get",
+    ("queue", "GetQueueMetadata"): "queue.get",
+    ("queue", "DeleteMessage"): "queue.delete",
+    ("table", "EntityGroupTransaction"): "table.batch",
+    ("table", "UpsertMerge"): "table.upsert",
+    ("table", "UpsertReplace"): "table.upsert",
+    ("table", "InsertEntity"): "table.upsert",
+    ("table", "DeleteEntity"): "table.upsert",
+    ("table", "GetEntity"): "table.get",
+    ("table", "QueryEntities"): "table.query",
+}
+
+
+async def _loop(concurrency: int, seconds: float, op: Callable[[int], Awaitable[Any]]) -> float:
+    deadline = time.perf_counter() + seconds
+    done = 0
+    counter = iter(range(10**9))
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await op(next(counter))
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (time.perf_counter() - started)
+
+
+async def measure_ceiling(connection_string: str, *, concurrency: int, seconds: float) -> dict[str, Any]:
+    """Operations per second by class, plus the settings they were measured with."""
+    rates: dict[str, float] = {}
+    name = "ceiling" + uuid.uuid4().hex[:12]
+    async with QueueServiceClient.from_connection_string(connection_string) as qs:
+        queue = qs.get_queue_client(name)
+        await queue.create_queue()
+        rates["queue.put"] = await _loop(concurrency, seconds, lambda _: queue.send_message(PAYLOAD))
+        received: list[Any] = []
+
+        async def get(_: int) -> None:
+            message = await queue.receive_message(visibility_timeout=300)
+            if message is not None:
+                received.append(message)
+
+        rates["queue.get"] = await _loop(concurrency, seconds, get)
+
+        async def delete(_: int) -> None:
+            if received:
+                await queue.delete_message(received.pop())
+            else:  # ran out of messages: keep the loop honest with a put + delete pair
+                sent = await queue.send_message(PAYLOAD)
+                await queue.delete_message(sent)
+
+        rates["queue.delete"] = await _loop(concurrency, seconds, delete)
+        await queue.delete_queue()
+    async with TableServiceClient.from_connection_string(connection_string) as ts:
+        table = await ts.create_table(name)
+
+        def row(i: int, partition: str | None = None) -> dict[str, Any]:
+            return {"PartitionKey": partition or f"p{i % 16}", "RowKey": f"{i:09d}", "Data": PAYLOAD}
+
+        rates["table.upsert"] = await _loop(concurrency, seconds, lambda i: table.upsert_entity(row(i)))
+        rates["table.get"] = await _loop(
+            concurrency, seconds, lambda i: table.get_entity(f"p{i % 16}", f"{i % 16:09d}")
+        )
+
+        async def query(i: int) -> None:
+            async for _ in table.query_entities(f"PartitionKey eq 'p{i % 16}'", results_per_page=20):
+                break
+
+        rates["table.query"] = await _loop(concurrency, seconds, query)
+
+        async def batch(i: int) -> None:
+            partition = f"b{i}"
+            await table.submit_transaction([("upsert", row(j, partition)) for j in range(10)])
+
+        rates["table.batch"] = await _loop(concurrency, seconds, batch)
+        await ts.delete_table(name)
+    return {
+        "concurrency": concurrency,
+        "seconds_per_class": seconds,
+        "payload_bytes": len(PAYLOAD),
+        "table_batch_rows": 10,
+        "ops_per_second": {k: round(v, 1) for k, v in rates.items()},
+    }
+
+
+def implied_seconds(counts: Counter[tuple[str, str]], rates: dict[str, float]) -> float | None:
+    """Seconds the storage alone would need for this transaction mix at the ceiling rates."""
+    if not rates or not counts:
+        return None
+    fallback = sum(rates.values()) / len(rates)
+    total = 0.0
+    for key, count in counts.items():
+        rate = rates.get(OPERATION_CLASS.get(key, ""), fallback)
+        total += count / rate
+    return total

@@ -1,0 +1,1 @@
+"""Engines the suite drives with the same workloads: ours and the peers."""
