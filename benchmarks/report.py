@@ -202,10 +202,15 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         console.print(f"  {note}")
     ceiling = report.get("ceiling")
     if ceiling:
-        rates = Table(title=f"Storage ceiling: raw SDK operations/s at concurrency {ceiling['concurrency']}")
-        for key in ceiling["ops_per_second"]:
+        rates = Table(title="Storage ceiling: raw SDK operations/s (and client CPU ms per operation)")
+        rates.add_column("concurrency")
+        keys = list(ceiling["ops_per_second"])
+        for key in keys:
             rates.add_column(key, justify="right")
-        rates.add_row(*(_fmt(v) for v in ceiling["ops_per_second"].values()))
+        for level, data in (ceiling.get("levels") or {}).items():
+            cpu = data.get("client_cpu_ms_per_op", {})
+            rates.add_row(level, *(f"{_fmt(data['ops_per_second'].get(k))} ({_fmt(cpu.get(k), 2)})" for k in keys))
+        rates.add_row("ceiling (best)", *(_fmt(ceiling["ops_per_second"][k]) for k in keys))
         console.print(rates)
     if report.get("ratios"):
         ratio_table = Table(title=f"{OURS} / peer (throughput >1 = we are faster; CPU and p50 <1 = we use less)")
@@ -233,12 +238,17 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         for i in range(5):
             replay.add_column(f"fifth {i + 1}", justify="right")
         replay.add_column("last/first", justify="right")
+        replay.add_column("whole work item ms by fifth (load, replay, checkpoint)", justify="right")
         for name, data in replay_rows:
             buckets = data.get("buckets") or []
             cells = [f"{b['cpu_ms_mean']:.2f} @{b['history_events']}" for b in buckets]
             cells += ["-"] * (5 - len(cells))
+            walls = data.get("work_item_wall_ms_by_fifth")
             replay.add_row(
-                name, *cells, _fmt(data.get("growth_last_over_first"), 2) if buckets else data.get("note", "-")
+                name,
+                *cells,
+                _fmt(data.get("growth_last_over_first"), 2) if buckets else data.get("note", "-"),
+                " / ".join(f"{w:.0f}" for w in walls) if walls else "-",
             )
         console.print(replay)
     if report.get("targets"):

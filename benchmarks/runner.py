@@ -159,6 +159,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     cmd.add_argument("--connection-string", default=None, help="use this storage account instead of a private Azurite")
     cmd.add_argument("--json", dest="json_out", default=None, help="write the full results here")
+    md = sub.add_parser("markdown", help="print the tables of a --json result as Markdown")
+    md.add_argument("path")
     return parser.parse_args(argv)
 
 
@@ -172,6 +174,11 @@ def _split(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parse(argv)
+    if args.command == "markdown":
+        from .markdown import main as markdown
+
+        markdown(args.path)
+        return {}
     sizes = PRESETS[args.size].with_overrides(args.set)
     targets = dict(TARGETS)
     for pair in args.target:

@@ -239,6 +239,7 @@ async def run_workload(
     engine.reset_transactions()
     if replay is not None:
         replay.samples.clear()
+        replay.batches.clear()
     server0 = server.seconds()
     probe = ProcessProbe().start()
     try:
@@ -272,10 +273,16 @@ async def run_workload(
         "server_cpu_seconds": round(server1 - server0, 2) if server0 is not None and server1 is not None else None,
         "transaction_label": engine.transaction_label(),
         "transactions": _transactions(counts, outcome),
+        "failed_requests": engine.failed_requests(),
         **outcome.extra,
     }
     if replay is not None and outcome.replay_instance is not None:
         result["replay"] = replay_summary(replay.for_instance(outcome.replay_instance))
+        walls = replay.batches_for(outcome.replay_instance)
+        if result["replay"] is not None and len(walls) >= 5:
+            size = len(walls) // 5
+            fifths = [walls[i * size : (i + 1) * size] for i in range(4)] + [walls[4 * size :]]
+            result["replay"]["work_item_wall_ms_by_fifth"] = [round(statistics.fmean(f) * 1000, 2) for f in fifths]
     elif outcome.replay_instance is not None:
-        result["replay"] = {"note": "no replay: this engine runs workflow code once and checkpoints each step"}
+        result["replay"] = {"note": "no replay (runs once, checkpoints each step)"}
     return result

@@ -25,9 +25,11 @@ from urllib.parse import urlsplit
 
 from durable_azstorage.client import TaskHubClient
 from durable_azstorage.connection import StorageAccount
-from durable_azstorage.metrics import TransactionCounter
+from durable_azstorage.metrics import TransactionCounter, classify_request
 from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.settings import WorkerSettings
+from durable_azstorage.storage.names import TaskHubNames
+from durable_azstorage.storage.taskhub import TaskHub
 from durable_azstorage.worker import Worker
 
 from .. import app
@@ -48,15 +50,38 @@ def service_ports(connection_string: str) -> dict[int, str]:
     return ports
 
 
+class FailedRequests:
+    """``raw_response_hook``: counts responses with status >= 400 by (service, operation, status).
+
+    A 404 on a delete or a 409 on a create is often expected (DTAS-style races, idempotent
+    creates), but each is still a billed transaction; retries show up as repeated operations.
+    """
+
+    def __init__(self, ports: dict[int, str]) -> None:
+        self._ports = ports
+        self.counts: Counter[str] = Counter()
+
+    def __call__(self, response: Any) -> None:
+        http = response.http_response
+        if http.status_code >= 400:
+            request = response.http_request
+            service, operation = classify_request(request.method, request.url, self._ports)
+            self.counts[f"{service}.{operation}.{http.status_code}"] += 1
+
+
 class AzStorageEngine(Engine):
     name = "durable_azstorage"
+    fresh_per_workload = True
 
     def __init__(self, connection_string: str, *, server_pid: int | None = None, **settings: Any) -> None:
         self.server_pid = server_pid
         ports = service_ports(connection_string)
         self.counters = {"engine": TransactionCounter(ports), "monitor": TransactionCounter(ports)}
-        base = StorageAccount.from_connection_string(connection_string)
-        self._engine_account = base.with_client_kwargs(**self.counters["engine"].client_kwargs())
+        base = self._plain_account = StorageAccount.from_connection_string(connection_string)
+        self.failed = FailedRequests(ports)
+        self._engine_account = base.with_client_kwargs(
+            **self.counters["engine"].client_kwargs(), raw_response_hook=self.failed
+        )
         self._monitor_account = base.with_client_kwargs(**self.counters["monitor"].client_kwargs())
         self.hub_name = "bench" + uuid.uuid4().hex[:10]
         self.settings = WorkerSettings(task_hub_name=self.hub_name, **settings)
@@ -102,6 +127,10 @@ class AzStorageEngine(Engine):
                 await client.close()
         await self.worker.stop()
 
+    async def cleanup(self) -> None:
+        names = TaskHubNames(self.hub_name, self.settings.partition_count)
+        await TaskHub(self._plain_account, names).delete()
+
     async def start_many(self, orchestrator: str, inputs: list[Any]) -> list[str]:
         gate = asyncio.Semaphore(10)
 
@@ -143,6 +172,10 @@ class AzStorageEngine(Engine):
     def reset_transactions(self) -> None:
         for counter in self.counters.values():
             counter.reset()
+        self.failed.counts.clear()
+
+    def failed_requests(self) -> dict[str, int]:
+        return dict(self.failed.counts.most_common())
 
     def transactions(self) -> dict[str, Counter[tuple[str, str]]]:
         return {role: counter.snapshot() for role, counter in self.counters.items()}

@@ -27,6 +27,9 @@ class Engine(ABC):
 
     name: str = "engine"
     server_pid: int | None = None  # the out-of-process store (Azurite, PostgreSQL), for its CPU
+    # A new engine (and store namespace) per workload, removed afterwards: Azurite slows down as
+    # its tables grow, and one workload's leftovers must not bill the next one.
+    fresh_per_workload: bool = False
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -42,6 +45,10 @@ class Engine(ABC):
 
     @abstractmethod
     async def stop(self) -> None: ...
+
+    async def cleanup(self) -> None:
+        """Remove what the engine stored (after :meth:`stop`, outside any measurement)."""
+        return None
 
     def unsupported(self, workload: str) -> str | None:
         """Why this engine cannot run ``workload`` (shown as "n/a"), or None."""
@@ -74,6 +81,10 @@ class Engine(ABC):
         """Counts by ``(service, operation)`` per role (``engine``, ``monitor``)."""
         return None
 
+    def failed_requests(self) -> dict[str, int] | None:
+        """Requests answered with an error status, by operation and status (billed all the same)."""
+        return None
+
     def transaction_label(self) -> str:
         return "storage transactions"
 
@@ -92,6 +103,7 @@ class ReplayProbe:
     def __init__(self, site: str = "executor") -> None:
         self.site = site
         self.samples: list[tuple[str, int, float, float]] = []  # instance, events, wall s, cpu s
+        self.batches: list[tuple[str, float]] = []  # instance, wall s of a whole work item (load, replay, commit)
         self._installed = False
 
     def _record(self, original: Any, instance_of: Any, length_of: Any) -> Any:
@@ -118,6 +130,19 @@ class ReplayProbe:
                 lambda a: a[0].instance_id,
                 lambda a: len(a[0].past_events) + len(a[0].new_events),
             )
+            from durable_azstorage.worker.orchestrations import OrchestrationProcessor
+
+            process = OrchestrationProcessor.process
+            batches = self.batches
+
+            async def timed_process(owner: Any, instance_id: str, messages: Any) -> None:
+                t0 = time.perf_counter()
+                try:
+                    await process(owner, instance_id, messages)
+                finally:
+                    batches.append((instance_id, time.perf_counter() - t0))
+
+            OrchestrationProcessor.process = timed_process  # type: ignore[method-assign, assignment]
         else:
             from durabletask import worker as dt_worker
 
@@ -125,6 +150,9 @@ class ReplayProbe:
             executor.execute = self._record(executor.execute, lambda a: a[0], lambda a: len(a[1]) + len(a[2]))
         self._installed = True
         return self
+
+    def batches_for(self, instance_id: str) -> list[float]:
+        return [wall for iid, wall in self.batches if iid == instance_id]
 
     def for_instance(self, instance_id: str) -> list[tuple[int, float, float]]:
         return [(n, wall, cpu) for iid, n, wall, cpu in self.samples if iid == instance_id]
