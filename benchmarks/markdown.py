@@ -55,13 +55,14 @@ def render(report: dict[str, Any]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
     ceiling = report.get("ceiling")
     if ceiling:
-        keys = list(ceiling["ops_per_second"])
+        first_level: dict[str, Any] = next(iter((ceiling.get("levels") or {}).values()), {})
+        keys = list(first_level.get("ops_per_second", ceiling["ops_per_second"]))
         lines += ["", "| concurrency | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
         for level, data in (ceiling.get("levels") or {}).items():
             cpu = data.get("client_cpu_ms_per_op", {})
             lines.append(
                 f"| {level} | "
-                + " | ".join(f"{_f(data['ops_per_second'][k])} ({_f(cpu.get(k), 2)} ms CPU)" for k in keys)
+                + " | ".join(f"{_f(data['ops_per_second'].get(k))} ({_f(cpu.get(k), 2)} ms CPU)" for k in keys)
                 + " |"
             )
     if report.get("ratios"):

@@ -204,13 +204,14 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     if ceiling:
         rates = Table(title="Storage ceiling: raw SDK operations/s (and client CPU ms per operation)")
         rates.add_column("concurrency")
-        keys = list(ceiling["ops_per_second"])
+        first_level: dict[str, Any] = next(iter((ceiling.get("levels") or {}).values()), {})
+        keys = list(first_level.get("ops_per_second", ceiling["ops_per_second"]))
         for key in keys:
             rates.add_column(key, justify="right")
         for level, data in (ceiling.get("levels") or {}).items():
             cpu = data.get("client_cpu_ms_per_op", {})
             rates.add_row(level, *(f"{_fmt(data['ops_per_second'].get(k))} ({_fmt(cpu.get(k), 2)})" for k in keys))
-        rates.add_row("ceiling (best)", *(_fmt(ceiling["ops_per_second"][k]) for k in keys))
+        rates.add_row("ceiling (best)", *(_fmt(ceiling["ops_per_second"].get(k)) for k in keys))
         console.print(rates)
     if report.get("ratios"):
         ratio_table = Table(title=f"{OURS} / peer (throughput >1 = we are faster; CPU and p50 <1 = we use less)")
