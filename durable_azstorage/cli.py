@@ -174,6 +174,10 @@ from ._cli_manage import register as _register_management  # noqa: E402 - needs 
 
 _register_management(cli)
 
+from ._cli_run import register as _register_run  # noqa: E402 - needs ``cli``
+
+_register_run(cli)
+
 
 def main() -> None:
     """Console entry point: turn our typed errors into a one-line message and exit code 2."""

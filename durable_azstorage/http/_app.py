@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from aiohttp import web
 
@@ -95,14 +96,29 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         return _error(500, "Something went wrong while processing your request")
 
 
+RPC_BASE_PATH = "/durabletask"
+"""Where a Functions-style host serves the client binding's ``rpcBaseUrl`` (same handlers)."""
+
+
 @web.middleware
 async def _auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
     key = request.app[_KEY]
-    if key is not None:
+    if key is not None and _needs_key(request):
         given = request.query.get("code") or request.headers.get("x-functions-key") or ""
         if not hmac.compare_digest(given.encode(), key.encode()):
             return _error(401, "A valid key is required (code query parameter or x-functions-key header)")
     return await handler(request)
+
+
+def _needs_key(request: web.Request) -> bool:
+    """Management routes always; RPC routes unless called from this machine; others never here.
+
+    Other routes (a Functions host's ``/api`` triggers) apply their own auth level.
+    """
+    path = request.path.lower()
+    if path.startswith(RPC_BASE_PATH + "/"):
+        return not is_loopback(request.remote or "")
+    return path.startswith(BASE_PATH.lower())
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -185,10 +201,26 @@ async def _json_body(request: web.Request, *, require_json_type: bool) -> str | 
         return None
     try:
         text = raw.decode("utf-8")
-        json.loads(text)
+        value = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _BadRequest("Invalid JSON content") from exc
-    return text
+    return rpc_payload(request, value) or text
+
+
+def rpc_payload(request: web.Request, value: Any) -> str | None:
+    """For RPC calls of the 1.x client: the SDK's JSON text inside the JSON string it posts.
+
+    The 1.x ``DurableOrchestrationClient`` posts ``json.dumps(df_dumps(x))``: JSON text wrapped
+    in a JSON string. Storing the inner text keeps inputs, events and entity operations plain
+    JSON (readable by every client) while the SDK's ``df_loads`` still gives back ``x``.
+    """
+    if not isinstance(value, str) or not request.path.lower().startswith(RPC_BASE_PATH + "/"):
+        return None
+    try:
+        json.loads(value)
+    except ValueError:
+        return None
+    return value
 
 
 def _check_status(request: web.Request, instance_id: str) -> web.Response:
@@ -370,6 +402,7 @@ def create_app(
     key: str | None = None,
     connection_name: str = "Storage",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    rpc: bool = False,
 ) -> web.Application:
     """The management API for one task hub; requests above ``max_body_bytes`` get 413."""
     from ._entities import add_entity_routes  # the entity handlers build on this module's helpers
@@ -378,7 +411,10 @@ def create_app(
     app[_CLIENT] = client
     app[_KEY] = key
     app[_CONNECTION] = connection_name
-    for base in {BASE_PATH, BASE_PATH.replace("durabletask", "durableTask")}:
+    bases = {BASE_PATH, BASE_PATH.replace("durabletask", "durableTask")}
+    if rpc:  # the client binding's rpcBaseUrl; loopback callers need no key (the in-process client)
+        bases.add(RPC_BASE_PATH)
+    for base in bases:
         instance = base + "/instances/{instanceId}"
         app.router.add_post(base + "/orchestrators/{functionName}", start)
         app.router.add_post(base + "/orchestrators/{functionName}/{instanceId}", start)

@@ -18,7 +18,7 @@ from aiohttp import web
 from ..client._entities import EntityMetadata
 from ..model.entities import EntityId
 from ..storage.netjson import format_datetime
-from ._app import _BadRequest, _client, _error, _flag, _query_ci, _time
+from ._app import _BadRequest, _client, _error, _flag, _query_ci, _time, rpc_payload
 
 __all__ = ["add_entity_routes"]
 
@@ -43,9 +43,10 @@ async def signal(request: web.Request) -> web.Response:
         text = raw.decode("utf-8", errors="replace")
         if request.content_type.lower() == "application/json":
             try:
-                payload = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+                value = json.loads(text)
             except ValueError as exc:
                 raise _BadRequest(f"Could not parse JSON content: {exc}") from exc
+            payload = rpc_payload(request, value) or json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         else:
             payload = json.dumps(text, ensure_ascii=False)
     await client.signal_entity(entity_id, operation, raw_input=payload)

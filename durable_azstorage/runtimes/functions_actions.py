@@ -187,7 +187,7 @@ class _Shim:
                 version = action.get("version")
                 self.new.append(CreateSubOrchestration(
                     id=action_id, name=name, instance_id=str(child),
-                    version=str(version) if version else None, input=_text(action.get("input")),
+                    version=str(version) if version else None, input=_stored(action.get("input")),
                 ))
         elif kind == CREATE_TIMER:
             self._check(action_id, action, TimerCreatedEvent, None)
@@ -249,7 +249,7 @@ def completion(
     last = next(reversed(list(_flat(state))), None)
     if last is not None and last.get("actionType") == CONTINUE_AS_NEW:
         return CompleteOrchestration(
-            id=next_id, status=OrchestrationStatus.ContinuedAsNew, result=_text(last.get("input"))
+            id=next_id, status=OrchestrationStatus.ContinuedAsNew, result=_stored(last.get("input"))
         )
     output = state.get("output")
     return CompleteOrchestration(
@@ -295,6 +295,12 @@ def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value)
+
+
+def _stored(value: Any) -> str | None:
+    """An orchestration input as DTFx stores the SDK's JSON text: serialised once more."""
+    text = _text(value)
+    return None if text is None else json.dumps(text)
 
 
 def _wrap_input(value: Any) -> str:

@@ -19,6 +19,7 @@ from ..model import ExecutionStartedEvent, HistoryEvent
 
 __all__ = [
     "LONG_TIMER_INTERVAL",
+    "input_for_sdk",
     "MAXIMUM_SHORT_TIMER",
     "context_json",
     "format_time",
@@ -68,9 +69,7 @@ def context_json(
     parent_instance = parent.orchestration_instance if parent is not None else None
     document = {
         "history": history,
-        # The raw JSON text: the SDK df_loads a string (and json.dumps a dict first), so the
-        # text round-trips every value, including JSON strings and numbers.
-        "input": started.input if started is not None else None,
+        "input": input_for_sdk(started.input if started is not None else None),
         "instanceId": instance_id,
         "isReplaying": bool(past),
         "parentInstanceId": parent_instance.instance_id if parent_instance is not None else None,
@@ -81,6 +80,28 @@ def context_json(
         "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
     }
     return json.dumps(document)
+
+
+def input_for_sdk(raw: str | None) -> str | None:
+    """The orchestration input as the SDK's ``df_loads`` wants it: JSON text.
+
+    The extension stores what the SDK sends JSON-encoded once more (DTFx serialises the
+    string), and passes the decoded value — the SDK's own JSON text. Inputs written by other
+    clients (a plain JSON document) are passed as they are.
+    """
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            return raw
+        return value
+    return raw
 
 
 def _pascal(name: str) -> str:

@@ -53,12 +53,17 @@ def _handle_for(entity: Any) -> Callable[[str], str]:
     """The ``handle(context_json) -> result_json`` of a function, class or existing handle."""
     import azure.durable_functions as df
 
-    if getattr(entity, "entity_function", None) is not None:
+    if getattr(entity, "entity_function", None) is not None or _is_sdk_handle(entity):
         handle: Callable[[str], str] = entity  # already df.Entity.create(fn)
         return handle
     if inspect.isclass(entity):
         return df.Entity.create(_class_dispatch(entity))  # type: ignore[no-any-return]
     return df.Entity.create(entity)  # type: ignore[no-any-return]
+
+
+def _is_sdk_handle(entity: Any) -> bool:
+    # What @app.entity_trigger registers (and v1's ``main = df.Entity.create(fn)``).
+    return getattr(entity, "__qualname__", "") == "Entity.create.<locals>.handle"
 
 
 def _class_dispatch(cls: type) -> Callable[[Any], None]:

@@ -1,0 +1,67 @@
+"""What a Functions app contains, independent of how it was declared (v2 decorators or v1 folders).
+
+Both loaders fill an :class:`AppIndex`; the host only reads this, so the programming models
+differ in one module each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..runtimes.functions import ActivityFunction
+
+__all__ = ["SUPPORTED_BINDINGS", "AppIndex", "HttpFunction"]
+
+SUPPORTED_BINDINGS = frozenset(
+    {
+        "httptrigger", "http", "durableclient", "orchestrationclient",
+        "orchestrationtrigger", "activitytrigger", "entitytrigger",
+    }
+)
+"""Binding types this host provides (compared lower-cased)."""
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    """An HTTP-triggered function: where it listens and how to call it."""
+
+    name: str
+    function: Callable[..., Any]
+    route: str
+    methods: tuple[str, ...] | None
+    auth_level: str
+    request_binding: str
+    client_binding: str | None = None
+    output_binding: str = "$return"
+    extra_inputs: tuple[str, ...] = ()
+    """Parameters filled with the client binding as well (v1 apps with several client bindings)."""
+
+
+@dataclass
+class AppIndex:
+    """Orchestrators (``Orchestrator.create`` handles), activities, entities and HTTP functions."""
+
+    root: Path
+    model: str
+    orchestrators: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    activities: dict[str, ActivityFunction] = field(default_factory=dict)
+    entities: dict[str, Any] = field(default_factory=dict)
+    http: list[HttpFunction] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Functions that were not loaded, one sentence each (shown at start-up)."""
+    _names: set[str] = field(default_factory=set)
+
+    def claim(self, name: str) -> None:
+        """Function names are unique, case-insensitively, across all kinds (as in Functions)."""
+        key = name.lower()
+        if key in self._names:
+            raise ConfigurationError(f"two functions are named {name!r} (function names are case-insensitive)")
+        self._names.add(key)
+
+    @property
+    def function_count(self) -> int:
+        return len(self.orchestrators) + len(self.activities) + len(self.entities) + len(self.http)
