@@ -1,0 +1,1 @@
+"""Code shared by several functions (imported as ``from ..shared_code import greeting``)."""
