@@ -91,3 +91,15 @@ def test_run_a_v1_app_folder(storage_connection_string: str, tmp_path: Path) -> 
             _, stderr = proc.communicate()
     assert "warning: function 'Broken' was not loaded" in stderr and "invalid JSON at line 1" in stderr
     assert "(v1 programming model)" in stderr and "HttpStart: [POST]" in stderr
+
+
+def test_run_reports_a_broken_host_json_in_one_line(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns("__pycache__"))
+    (app / "host.json").write_text('{"version": "2.0",\n "extensions": }')
+    proc = subprocess.run(
+        [sys.executable, "-m", "durable_azstorage.cli", "run", str(app), "--port", "0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "host.json" in proc.stderr and "line 2" in proc.stderr and "Traceback" not in proc.stderr

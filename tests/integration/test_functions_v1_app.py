@@ -122,3 +122,26 @@ async def test_v1_app_end_to_end(host: FunctionsHost) -> None:
 async def _counter_is(session: aiohttp.ClientSession, host: FunctionsHost, key: str, value: int) -> bool:
     status, body = await _counter(session, host, key)
     return status == 200 and body == {"key": key, "value": value}
+
+
+async def test_v1_route_prefix_and_auth_levels(
+    app_dir: Path, storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    host_json = json.loads((app_dir / "host.json").read_text())
+    host_json["extensions"]["http"]["routePrefix"] = "v1"
+    (app_dir / "host.json").write_text(json.dumps(host_json))
+    async with FunctionsHost.from_path(
+        app_dir, storage_account, task_hub_name=task_hub_name, port=0, key="s3cret",
+        max_queue_polling_interval=timedelta(seconds=1),
+    ) as host, aiohttp.ClientSession() as session:
+        start = f"{host.base_url}/v1/orchestrators/E1_HelloSequence"
+        async with session.post(start, json=["Riga"]) as response:
+            assert response.status == 401  # authLevel "function" without the key
+        async with session.post(start + "?code=s3cret", json=["Riga"]) as response:
+            assert response.status == 202
+        async with session.get(f"{host.base_url}/v1/counters/none") as response:
+            assert response.status == 404  # anonymous: served without a key (and no such counter)
+        async with session.get(f"{host.base_url}/api/counters/none") as response:
+            assert response.status == 404 and "no such counter" not in await response.text()
+        async with session.delete(f"{host.base_url}/v1/counters/none") as response:
+            assert response.status == 405  # methods: get, post
