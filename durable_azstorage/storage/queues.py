@@ -42,6 +42,8 @@ MAX_VISIBILITY_DELAY = timedelta(days=7) - timedelta(seconds=1)
 """Azure rejects longer visibility delays; longer timers are chained by the replay state."""
 _MAX_ABANDON_SECONDS = 600
 _sequence = itertools.count(1)
+_LOCAL_TIMER_WAKE_LIMIT = 3600
+"""Delays up to an hour also schedule an in-process wake-up when they are due."""
 
 
 def next_sequence_number() -> int:
@@ -218,6 +220,10 @@ class TaskHubQueue:
             seconds = max(0, int(delay.total_seconds() + 0.999)) if delay > timedelta(0) else None
             await self._client.send_message(text, visibility_timeout=seconds, time_to_live=-1)
             self._notify()
+            if seconds and seconds <= _LOCAL_TIMER_WAKE_LIMIT:
+                # A timer (or scheduled start) this process may consume: poll right when it is due
+                # instead of up to max_queue_polling_interval later.
+                asyncio.get_running_loop().call_later(seconds + 0.05, self._notify)
         return None if blob is None else blob[0]
 
     async def _send_held(self, sink: LocalSink, md: MessageData, text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -145,3 +146,21 @@ async def test_a_client_in_the_same_process_wakes_the_idle_worker_at_once(
 
 def _idle_long_enough(worker: Worker) -> bool:
     return all(pump._poller.next_interval() >= 2.0 for pump in worker._pumps.values())
+
+
+def _short_timer(ctx: Any, seconds: float) -> Any:
+    yield ctx.create_timer(ctx.current_utc_datetime + timedelta(seconds=seconds))
+    return "fired"
+
+
+async def test_a_due_timer_wakes_the_idle_worker(storage_account: StorageAccount, task_hub_name: str) -> None:
+    """Pollers back off towards 30 s here; the timer message's own wake-up makes it fire on time."""
+    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=30))
+    worker = Worker(storage_account, settings)
+    worker.add_orchestrator(_short_timer)
+    async with worker, await TaskHubClient.open(storage_account, task_hub_name) as client:
+        await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
+        instance_id = await client.schedule_new_orchestration("_short_timer", input=3)
+        await eventually(lambda: _idle_long_enough(worker), timeout=30, message="pollers backed off")
+        state = await client.wait_for_completion(instance_id, timeout=20)
+        assert state.runtime_status == OrchestrationStatus.Completed
