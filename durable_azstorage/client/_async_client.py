@@ -139,8 +139,12 @@ class TaskHubClient(EntityClientMixin):
         """
         if not name:
             raise ValueError("orchestration name must not be empty")
+        generated = not instance_id
         instance_id = validate_instance_id(instance_id or uuid.uuid4().hex, for_new_orchestration=True)
-        existing = await self._hub.instances.get(instance_id, fetch_input=False, fetch_output=False)
+        # A fresh random id cannot exist yet: skip the read (one transaction per start).
+        existing = None if generated else await self._hub.instances.get(
+            instance_id, fetch_input=False, fetch_output=False
+        )
         if existing is not None and existing.state.runtime_status in dedupe_statuses:
             raise InstanceAlreadyExistsError(
                 f"an orchestration with instance id {instance_id!r} already exists "
