@@ -23,11 +23,15 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import azure.durable_functions as df
 
+from durable_azstorage.client import TaskHubClient
+from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import (
     EventRaisedEvent,
     ExecutionResumedEvent,
     ExecutionSuspendedEvent,
     OrchestrationStatus,
+    SubOrchestrationInstanceCreatedEvent,
+    TaskScheduledEvent,
     TimerCreatedEvent,
 )
 from durable_azstorage.runtimes.functions import (
@@ -35,6 +39,8 @@ from durable_azstorage.runtimes.functions import (
     FunctionsActivityRuntime,
     FunctionsOrchestrationRuntime,
 )
+from durable_azstorage.settings import WorkerSettings
+from durable_azstorage.worker import Worker
 from tests.unit._runtime_hub import Hub
 
 
@@ -60,11 +66,35 @@ def http_call(ctx: df.DurableOrchestrationContext) -> Any:
     return {"status": response["statusCode"], "content": response["content"]}
 
 
+CHILD_RUNS: dict[str, int] = {}
+
+
+def flaky_child(ctx: df.DurableOrchestrationContext) -> Any:
+    key = ctx.get_input()
+    if not ctx.is_replaying:
+        CHILD_RUNS[key] = CHILD_RUNS.get(key, 0) + 1
+    yield ctx.call_activity("Hello", key)
+    if CHILD_RUNS[key] < 3:
+        raise ValueError(f"child attempt {CHILD_RUNS[key]} failed")
+    return f"{key} ok"
+
+
+def retry_children(ctx: df.DurableOrchestrationContext) -> Any:
+    key, child_id = ctx.get_input()
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=500, max_number_of_attempts=3)
+    first = yield ctx.call_sub_orchestrator_with_retry("FlakyChild", options, key, child_id)
+    second = yield ctx.call_activity("Hello", "after")
+    return [first, second]
+
+
 @pytest.fixture()
 def hub() -> Hub:
     orchestrators = {
         name: df.Orchestrator.create(fn)
-        for name, fn in {"LongSleep": long_sleep, "WaitAfterWork": wait_after_work, "HttpCall": http_call}.items()
+        for name, fn in {
+            "LongSleep": long_sleep, "WaitAfterWork": wait_after_work, "HttpCall": http_call,
+            "FlakyChild": flaky_child, "RetryChildren": retry_children,
+        }.items()
     }
     activities = {"Hello": ActivityFunction(hello, "name")}
     return Hub(FunctionsOrchestrationRuntime(orchestrators), FunctionsActivityRuntime(activities))
@@ -148,3 +178,44 @@ async def test_call_http_follows_202_location_polling(hub: Hub, polling_server: 
     assert output["status"] == 200 and json.loads(output["content"]) == {"done": True}
     scheduled = inst.outcomes[0].work_item_messages[0].event
     assert scheduled.name == "BuiltIn::HttpActivity" and scheduled.event_id == 0
+
+
+async def test_sub_orchestration_retry_takes_retry_interceptor_ids(hub: Hub) -> None:
+    inst = hub.start("RetryChildren", json.dumps(["generated-id", None]), instance_id="parent")
+    await hub.run()
+    assert inst.status == OrchestrationStatus.Completed, inst.failure
+    assert json.loads(inst.output or "") == ["generated-id ok", "Hello after!"]
+    created = [(type(e).__name__.removesuffix("Event"), e.event_id) for e in inst.history
+               if isinstance(e, (SubOrchestrationInstanceCreatedEvent, TimerCreatedEvent, TaskScheduledEvent))]
+    assert created == [
+        ("SubOrchestrationInstanceCreated", 0), ("TimerCreated", 1), ("SubOrchestrationInstanceCreated", 2),
+        ("TimerCreated", 3), ("SubOrchestrationInstanceCreated", 4), ("TaskScheduled", 5),
+    ]
+    children = [e.instance_id for e in inst.history if isinstance(e, SubOrchestrationInstanceCreatedEvent)]
+    assert len(set(children)) == 3  # a generated child id per attempt, deterministic per action id
+
+
+async def test_sub_orchestration_retry_with_an_explicit_id_recreates_the_child(
+    storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    """Each attempt starts the same child id again (a new execution over the failed one), on Azurite."""
+    orchestrators = {"FlakyChild": df.Orchestrator.create(flaky_child),
+                     "RetryChildren": df.Orchestrator.create(retry_children)}
+    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=1))
+    worker = Worker(
+        storage_account, settings,
+        orchestration_runtime=FunctionsOrchestrationRuntime(orchestrators),
+        activity_runtime=FunctionsActivityRuntime({"Hello": ActivityFunction(hello, "name")}),
+    )
+    async with worker:
+        client = await TaskHubClient.open(storage_account, task_hub_name)
+        async with client:
+            parent = await client.schedule_new_orchestration(
+                "RetryChildren", input=json.dumps(["explicit-id", "child-of-parent"])
+            )
+            state = await client.wait_for_completion(parent, timeout=60)
+            assert state.runtime_status == OrchestrationStatus.Completed, state.failure_details
+            assert json.loads(state.output or "") == ["explicit-id ok", "Hello after!"]
+            child = await client.get_orchestration_state("child-of-parent")
+            assert child is not None and child.runtime_status == OrchestrationStatus.Completed
+            assert CHILD_RUNS["explicit-id"] == 3  # two failed executions of the same id, then success
