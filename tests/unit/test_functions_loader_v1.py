@@ -111,3 +111,14 @@ def test_broken_host_json_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "host.json").write_text('{"version": "2.0",,}')
     with pytest.raises(ConfigurationError, match=r"host\.json"):
         load_app(tmp_path)
+
+
+def test_host_json_hub_and_partitions_reach_the_worker_settings() -> None:
+    from durable_azstorage.app_files import load_app_files
+    from durable_azstorage.connection import StorageAccount
+    from durable_azstorage.functions import FunctionsHost
+
+    account = StorageAccount.from_connection_string("UseDevelopmentStorage=true")
+    host = FunctionsHost(load_app(EXAMPLE), account, app_files=load_app_files(EXAMPLE))
+    assert host.settings.task_hub_name == "FunctionsV1Samples"
+    assert host.settings.partition_count == 4 and host.route_prefix == "api"
