@@ -398,11 +398,14 @@ class DurableTaskOrchestrationRuntime:
     def run_episode_sync(self, request: EpisodeRequest) -> EpisodeResult:
         """The synchronous core of :meth:`run_episode` (deterministic, no I/O)."""
         results = self.replayer.execute(request.instance_id, request.past_events, request.new_events)
+        pb_actions = list(results.actions)
+        needs_encoder = any(a.WhichOneof("orchestratorActionType") == "sendEntityMessage" for a in pb_actions)
+        # The encoder scans the whole history: build it only for episodes that message entities.
         encoder = EntityMessageEncoder(
             request.instance_id, request.execution_id, request.past_events, request.new_events
-        )
+        ) if needs_encoder else None
         now = next((e.timestamp for e in request.new_events if isinstance(e, m.OrchestratorStartedEvent)), None)
-        actions = _convert_actions(list(results.actions), encoder, now)
+        actions = _convert_actions(pb_actions, encoder, now)
         _log.debug(
             "runtime.episode_executed",
             extra={"instance_id": request.instance_id, "action_count": len(actions)},

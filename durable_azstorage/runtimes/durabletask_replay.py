@@ -136,9 +136,13 @@ class IncrementalReplayer:
 
 
 def _is_prefix(fed: Sequence[HistoryEvent], past: Sequence[HistoryEvent]) -> bool:
-    if len(fed) > len(past):
-        return False
-    return all(a is b for a, b in zip(fed, past, strict=False))
+    """Constant time: the worker's history lists only ever grow by appending the objects an
+    episode committed, so the same object at both ends of ``fed`` means the same prefix (a list
+    rebuilt from storage holds new objects everywhere)."""
+    n = len(fed)
+    if n == 0 or n > len(past):
+        return n == 0
+    return past[0] is fed[0] and past[n - 1] is fed[n - 1]
 
 
 def _orchestration_name(past: Sequence[HistoryEvent]) -> str:
