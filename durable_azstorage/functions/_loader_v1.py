@@ -73,15 +73,19 @@ def load_v1_app(folder: Path) -> AppIndex:
             _load_function(index, root, directory)
         except _Skip as exc:
             index.problems.append(f"function {name!r} was not loaded: {exc}")
-            log.warning("functions.v1_function_skipped", extra={"function_name": name, "reason": str(exc)})
+            # debug only: the host and the CLI show ``problems`` at start-up
+            log.debug("functions.v1_function_skipped", extra={"function_name": name, "reason": str(exc)})
     return index
 
 
 # ---------------------------------------------------------------------------- one function
 def _load_function(index: AppIndex, root: Path, directory: Path) -> None:
     name = directory.name
+    if _truthy(os.environ.get(f"AzureWebJobs.{name}.Disabled", "")):
+        log.info("functions.v1_function_disabled", extra={"function_name": name})
+        return
     spec = _read_function_json(directory / FUNCTION_JSON)
-    if _disabled(name, spec):
+    if _truthy(spec.get("disabled")):
         log.info("functions.v1_function_disabled", extra={"function_name": name})
         return
     bindings = _bindings(spec)
@@ -110,11 +114,6 @@ def _read_function_json(path: Path) -> Mapping[str, Any]:
     if not isinstance(spec, dict):
         raise _Skip(f"{path}: must be a JSON object with a \"bindings\" array")
     return spec
-
-
-def _disabled(name: str, spec: Mapping[str, Any]) -> bool:
-    setting = os.environ.get(f"AzureWebJobs.{name}.Disabled", "")
-    return _truthy(spec.get("disabled")) or _truthy(setting)
 
 
 def _truthy(value: Any) -> bool:
