@@ -36,6 +36,7 @@ from ..settings import WorkerSettings
 from ..worker import Worker
 from ._index import AppIndex, HttpFunction
 from ._loader import load_app
+from ._sdk_session import adopt_running_loop
 
 __all__ = ["FunctionsHost"]
 
@@ -104,6 +105,7 @@ class FunctionsHost:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        adopt_running_loop()  # the 1.x client's shared session must live on this loop
         for problem in self.index.problems:
             log.warning("functions.function_skipped", extra={"problem": problem})
         await self.worker.start()

@@ -145,3 +145,20 @@ async def test_v1_route_prefix_and_auth_levels(
             assert response.status == 404 and "no such counter" not in await response.text()
         async with session.delete(f"{host.base_url}/v1/counters/none") as response:
             assert response.status == 405  # methods: get, post
+
+
+def test_hosts_on_successive_event_loops_keep_the_client_working(
+    app_dir: Path, storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    """The 1.x client's process-wide HTTP session is re-made for a host on a new event loop."""
+
+    async def start_one() -> int:
+        async with FunctionsHost.from_path(
+            app_dir, storage_account, task_hub_name=task_hub_name, port=0,
+            max_queue_polling_interval=timedelta(seconds=1),
+        ) as host, aiohttp.ClientSession() as session:
+            async with session.post(f"{host.base_url}/api/orchestrators/E1_HelloSequence", json=["A"]) as response:
+                return response.status
+
+    assert asyncio.run(start_one()) == 202
+    assert asyncio.run(start_one()) == 202  # a new loop: without the fix, "Event loop is closed" (500)
