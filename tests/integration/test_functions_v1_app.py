@@ -153,12 +153,15 @@ def test_hosts_on_successive_event_loops_keep_the_client_working(
     """The 1.x client's process-wide HTTP session is re-made for a host on a new event loop."""
 
     async def start_one() -> int:
-        async with FunctionsHost.from_path(
-            app_dir, storage_account, task_hub_name=task_hub_name, port=0,
-            max_queue_polling_interval=timedelta(seconds=1),
-        ) as host, aiohttp.ClientSession() as session:
-            async with session.post(f"{host.base_url}/api/orchestrators/E1_HelloSequence", json=["A"]) as response:
-                return response.status
+        async with (
+            FunctionsHost.from_path(
+                app_dir, storage_account, task_hub_name=task_hub_name, port=0,
+                max_queue_polling_interval=timedelta(seconds=1),
+            ) as host,
+            aiohttp.ClientSession() as session,
+            session.post(f"{host.base_url}/api/orchestrators/E1_HelloSequence", json=["A"]) as response,
+        ):
+            return response.status
 
     assert asyncio.run(start_one()) == 202
     assert asyncio.run(start_one()) == 202  # a new loop: without the fix, "Event loop is closed" (500)
