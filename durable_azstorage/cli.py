@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from azure.core.exceptions import AzureError
 
 from . import __version__
 from .azurite import Azurite, ensure_azurite_installed
@@ -185,6 +186,9 @@ def main() -> None:
         cli(standalone_mode=True)
     except DurableAzStorageError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except AzureError as exc:  # storage unreachable or refusing us: configuration, not a crash
+        click.echo(f"error: storage request failed: {str(exc.message or exc).splitlines()[0]}", err=True)
         sys.exit(2)
 
 
