@@ -59,7 +59,6 @@ class Worker:
         self._orchestration_runtime = orchestration_runtime
         self._activity_runtime = activity_runtime
         self._entity_runtime = entity_runtime
-        self._entity_runtime = entity_runtime
         self._hub: TaskHubStorage | None = None
         self._pumps: dict[str, ControlQueuePump] = {}
         self._sessions: SessionManager[QueueMessage] = SessionManager(
