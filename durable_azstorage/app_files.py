@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["AppFiles", "load_app_files", "resolve_setting_reference"]
+__all__ = ["AppFiles", "ci_value", "load_app_files", "resolve_setting_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -41,29 +41,34 @@ class AppFiles:
     @property
     def durable_task(self) -> Mapping[str, Any]:
         """``extensions.durableTask`` (host.json 2.0) or the root ``durableTask`` (1.x)."""
-        if str(_ci_value(self.host_json, "version") or "").startswith("2"):
+        if str(ci_value(self.host_json, "version") or "").startswith("2"):
             return _section(_section(self.host_json, "extensions"), "durableTask")
         return _section(self.host_json, "durableTask")
 
     def task_hub_name(self, environ: Mapping[str, str] | None = None) -> str | None:
         """``hubName``, with a ``%Setting%`` reference resolved as the Functions host does."""
-        raw = _ci_value(self.durable_task, "hubName")
+        raw = ci_value(self.durable_task, "hubName")
         if raw is None:
             return None
         return resolve_setting_reference(str(raw), self._environ(environ))
+
+    def route_prefix(self) -> str:
+        """``extensions.http.routePrefix`` (default ``api``; an empty string serves at the root)."""
+        prefix = ci_value(_section(_section(self.host_json, "extensions"), "http"), "routePrefix")
+        return "api" if prefix is None else str(prefix).strip("/")
 
     def connection_setting(self) -> str | None:
         """The setting that names the storage connection (``storageProvider.connectionName``)."""
         storage = _section(self.durable_task, "storageProvider")
         for key in ("connectionName", "connectionStringName"):
-            value = _ci_value(storage, key)
+            value = ci_value(storage, key)
             if value:
                 return str(value)
-        legacy = _ci_value(self.durable_task, "AzureStorageConnectionStringName")
+        legacy = ci_value(self.durable_task, "AzureStorageConnectionStringName")
         return str(legacy) if legacy else None
 
     def partition_count(self) -> int | None:
-        raw = _ci_value(_section(self.durable_task, "storageProvider"), "partitionCount")
+        raw = ci_value(_section(self.durable_task, "storageProvider"), "partitionCount")
         if raw is None:
             return None
         try:
@@ -73,7 +78,7 @@ class AppFiles:
 
     def check_provider(self) -> None:
         """Refuse a hub that lives in another backend, as ``func durable`` does."""
-        kind = _ci_value(_section(self.durable_task, "storageProvider"), "type")
+        kind = ci_value(_section(self.durable_task, "storageProvider"), "type")
         if kind is not None and str(kind).lower() in _UNSUPPORTED_PROVIDERS:
             raise ConfigurationError(
                 f"{self._host_path()}: storageProvider.type is {kind!r}; durable-azstorage serves the "
@@ -147,7 +152,7 @@ def _read_json(path: Path) -> Mapping[str, Any]:
 
 
 def _section(mapping: Mapping[str, Any], key: str, *, file: Path | None = None) -> Mapping[str, Any]:
-    value = _ci_value(mapping, key)
+    value = ci_value(mapping, key)
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -156,7 +161,8 @@ def _section(mapping: Mapping[str, Any], key: str, *, file: Path | None = None) 
     return value
 
 
-def _ci_value(mapping: Mapping[str, Any], key: str) -> Any:
+def ci_value(mapping: Mapping[str, Any], key: str) -> Any:
+    """``mapping[key]`` compared case-insensitively, as the Functions host reads its JSON files."""
     lowered = key.lower()
     for name, value in mapping.items():
         if name.lower() == lowered:

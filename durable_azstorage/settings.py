@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from typing import Any
 
+from .app_files import ci_value
 from .errors import ConfigurationError
 from .storage.names import DEFAULT_PARTITION_COUNT, validate_partition_count, validate_task_hub_name
 
@@ -106,7 +107,7 @@ class WorkerSettings:
         section = _ci(_ci(host_json, "extensions"), "durableTask")
         storage = _ci(section, "storageProvider")
         values: dict[str, Any] = {}
-        hub = _ci_value(section, "hubName")
+        hub = ci_value(section, "hubName")
         if hub is not None:
             values["task_hub_name"] = str(hub)
         for key, attr in (
@@ -114,14 +115,14 @@ class WorkerSettings:
             ("controlQueueBatchSize", "control_queue_batch_size"),
             ("controlQueueBufferThreshold", "control_queue_buffer_threshold"),
         ):
-            raw = _ci_value(storage, key)
+            raw = ci_value(storage, key)
             if raw is not None:
                 values[attr] = int(raw)
         for key, attr in (("maxEntityOperationBatchSize", "max_entity_operation_batch_size"),):
-            raw = _ci_value(section, key) if _ci_value(section, key) is not None else _ci_value(storage, key)
+            raw = ci_value(section, key) if ci_value(section, key) is not None else ci_value(storage, key)
             if raw is not None:
                 values[attr] = int(raw)
-        raw_window = _ci_value(section, "entityMessageReorderWindowInMinutes")
+        raw_window = ci_value(section, "entityMessageReorderWindowInMinutes")
         if raw_window is not None:
             values["entity_message_reorder_window"] = timedelta(minutes=float(raw_window))
         for key, attr in (
@@ -129,14 +130,14 @@ class WorkerSettings:
             ("controlQueueVisibilityTimeout", "control_queue_visibility_timeout"),
             ("workItemQueueVisibilityTimeout", "work_item_queue_visibility_timeout"),
         ):
-            raw = _ci_value(storage, key)
+            raw = ci_value(storage, key)
             if raw is not None:
                 values[attr] = _timespan(raw, key)
         for key, attr in (
             ("maxConcurrentActivityFunctions", "max_concurrent_activities"),
             ("maxConcurrentOrchestratorFunctions", "max_concurrent_orchestrations"),
         ):
-            raw = _ci_value(section, key)
+            raw = ci_value(section, key)
             if raw is not None:
                 values[attr] = int(raw)
         values.update(overrides)
@@ -148,7 +149,7 @@ class WorkerSettings:
 
 
 def _ci(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = _ci_value(mapping, key)
+    value = ci_value(mapping, key)
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -156,9 +157,3 @@ def _ci(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
-def _ci_value(mapping: Mapping[str, Any], key: str) -> Any:
-    lowered = key.lower()
-    for k, v in mapping.items():
-        if k.lower() == lowered:
-            return v
-    return None

@@ -76,7 +76,7 @@ class FunctionsHost:
         elif "task_hub_name" not in overrides:
             overrides["task_hub_name"] = self._files.task_hub_name() or "TestHubName"
         self.settings = WorkerSettings.from_host_json(self._files.host_json, **overrides)
-        self.route_prefix = _route_prefix(self._files.host_json)
+        self.route_prefix = self._files.route_prefix()
         self.worker = Worker(
             account,
             self.settings,
@@ -234,13 +234,6 @@ class _Out:
 
     def get(self) -> Any:
         return self.value
-
-
-def _route_prefix(host_json: Any) -> str:
-    extensions = {k.lower(): v for k, v in dict(host_json).items()}.get("extensions") or {}
-    http = {k.lower(): v for k, v in dict(extensions).items()}.get("http") or {}
-    prefix = {k.lower(): v for k, v in dict(http).items()}.get("routeprefix")
-    return "api" if prefix is None else str(prefix).strip("/")
 
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([^}?=]+))?(\?)?(?:=[^}]*)?\}")

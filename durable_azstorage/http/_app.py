@@ -340,28 +340,24 @@ async def raise_event(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
-async def terminate(request: web.Request) -> web.Response:
-    client = _client(request)
-    instance_id = request.match_info["instanceId"]
-    await _require_not_terminal(client, instance_id)
-    await client.terminate(instance_id, _query_ci(request, "reason"))
-    return web.Response(status=202)
+def _state_change(
+    operation: Callable[[TaskHubClient, str, str | None], Awaitable[object]],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """terminate / suspend / resume: 404 unknown, 410 finished, else send it and answer 202."""
+
+    async def handle(request: web.Request) -> web.Response:
+        client = _client(request)
+        instance_id = request.match_info["instanceId"]
+        await _require_not_terminal(client, instance_id)
+        await operation(client, instance_id, _query_ci(request, "reason"))
+        return web.Response(status=202)
+
+    return handle
 
 
-async def suspend(request: web.Request) -> web.Response:
-    client = _client(request)
-    instance_id = request.match_info["instanceId"]
-    await _require_not_terminal(client, instance_id)
-    await client.suspend(instance_id, _query_ci(request, "reason"))
-    return web.Response(status=202)
-
-
-async def resume(request: web.Request) -> web.Response:
-    client = _client(request)
-    instance_id = request.match_info["instanceId"]
-    await _require_not_terminal(client, instance_id)
-    await client.resume(instance_id, _query_ci(request, "reason"))
-    return web.Response(status=202)
+terminate = _state_change(lambda c, i, reason: c.terminate(i, reason))
+suspend = _state_change(lambda c, i, reason: c.suspend(i, reason))
+resume = _state_change(lambda c, i, reason: c.resume(i, reason))
 
 
 async def rewind(request: web.Request) -> web.Response:

@@ -137,11 +137,11 @@ class EntityProcessor:
         except CheckpointConflictError:
             self._cache.evict(instance_id)
             log.warning("entity.split_brain", extra={"instance_id": instance_id})
-            await self._abandon_all(messages)
+            await self._poison.abandon_all(messages, "entity batch failed repeatedly")
         except Exception:
             self._cache.evict(instance_id)
             log.exception("entity.episode_failed", extra={"instance_id": instance_id})
-            await self._abandon_all(messages)
+            await self._poison.abandon_all(messages, "entity batch failed repeatedly")
 
     async def _process(self, instance_id: str, messages: list[QueueMessage]) -> None:
         history = await self._load(instance_id)
@@ -409,14 +409,6 @@ class EntityProcessor:
         )
         await self._hub.control_queue_for(target.instance_id).send(md)
 
-    async def _abandon_all(self, messages: Sequence[QueueMessage]) -> None:
-        for message in messages:
-            if await self._poison.quarantine_if_exhausted(message, "entity batch failed repeatedly"):
-                continue
-            try:
-                await self._hub.queue(message.queue_name).abandon(message)
-            except Exception:
-                log.exception("entity.abandon_failed", extra={"queue": message.queue_name})
 
 
 def _response(outcome: OperationOutcome) -> ResponseMessage:

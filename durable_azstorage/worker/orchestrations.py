@@ -94,11 +94,11 @@ class OrchestrationProcessor:
             # written to history; retry later from storage.
             self._cache.evict(instance_id)
             log.warning("orchestration.split_brain", extra={"instance_id": instance_id})
-            await self._abandon_all(batch.messages)
+            await self._poison.abandon_all(batch.messages, "episode failed repeatedly")
         except Exception:
             self._cache.evict(instance_id)
             log.exception("orchestration.episode_failed", extra={"instance_id": instance_id})
-            await self._abandon_all(batch.messages)
+            await self._poison.abandon_all(batch.messages, "episode failed repeatedly")
 
     async def _process(self, instance_id: str, batch: _Batch) -> None:
         await self._screen_starts(instance_id, batch)
@@ -417,14 +417,6 @@ class OrchestrationProcessor:
         work += [self._hub.queue(m.queue_name).abandon(m, delay=delay) for m, delay in batch.defer]
         await asyncio.gather(*work)
 
-    async def _abandon_all(self, messages: Sequence[QueueMessage]) -> None:
-        for message in messages:
-            if await self._poison.quarantine_if_exhausted(message, "episode failed repeatedly"):
-                continue
-            try:
-                await self._hub.queue(message.queue_name).abandon(message)
-            except Exception:
-                log.exception("orchestration.abandon_failed", extra={"queue": message.queue_name})
 
 
 def _last_complete_episode(events: list[HistoryEvent]) -> list[HistoryEvent]:

@@ -9,6 +9,7 @@ message is quarantined twice (an idempotent upsert), never lost.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from ..storage.hub import TaskHubStorage
 from ..storage.queues import QueueMessage
@@ -41,3 +42,16 @@ class PoisonHandler:
             return False
         await self.quarantine(message, f"{reason} (dequeued {message.dequeue_count} times)")
         return True
+
+    async def abandon_all(self, messages: Sequence[QueueMessage], reason: str) -> None:
+        """After a failed episode: put each message back with back-off, or quarantine it.
+
+        Never raises: a message that cannot be abandoned re-appears when its lock expires.
+        """
+        for message in messages:
+            if await self.quarantine_if_exhausted(message, reason):
+                continue
+            try:
+                await self._hub.queue(message.queue_name).abandon(message)
+            except Exception:
+                log.exception("poison.abandon_failed", extra={"queue": message.queue_name})
