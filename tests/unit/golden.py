@@ -1,4 +1,7 @@
-"""Where the shared golden .NET payloads live: ``/work/shared/golden`` unless overridden."""
+"""Golden .NET payloads shipped with the tests in ``tests/golden`` (sources in each ``.source.txt``).
+
+The directory can be overridden with ``DURABLE_AZSTORAGE_GOLDEN_DIR`` to check another set.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ def golden_dir() -> Path:
     override = os.environ.get(GOLDEN_DIR_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[3] / "shared" / "golden"
+    return Path(__file__).resolve().parents[1] / "golden"
 
 
 def golden_bytes(name: str) -> bytes:
