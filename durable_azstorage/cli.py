@@ -179,6 +179,10 @@ from ._cli_run import register as _register_run  # noqa: E402 - needs ``cli``
 
 _register_run(cli)
 
+from .sidecar.cli import register as _register_sidecar  # noqa: E402 - needs ``cli``
+
+_register_sidecar(cli)
+
 
 def main() -> None:
     """Console entry point: turn our typed errors into a one-line message and exit code 2."""

@@ -57,6 +57,7 @@ __all__ = [
     "DurableTaskActivityRuntime",
     "DurableTaskOrchestrationRuntime",
     "SUPPORTED_SDK_VERSION",
+    "actions_from_pb",
     "from_pb_action",
     "from_pb_failure",
     "to_pb_event",
@@ -346,6 +347,22 @@ def _convert_actions(
     return out
 
 
+def actions_from_pb(request: EpisodeRequest, pb_actions: Iterable[PbAction]) -> list[Action]:
+    """The protobuf actions of one episode as canonical actions (entity messages in DTFx form).
+
+    Shared by the in-process runtime and the gRPC sidecar, whose remote workers answer with
+    the same ``OrchestratorAction`` messages.
+    """
+    pb_list = list(pb_actions)
+    needs_encoder = any(a.WhichOneof("orchestratorActionType") == "sendEntityMessage" for a in pb_list)
+    # The encoder scans the whole history: build it only for episodes that message entities.
+    encoder = EntityMessageEncoder(
+        request.instance_id, request.execution_id, request.past_events, request.new_events
+    ) if needs_encoder else None
+    now = next((e.timestamp for e in request.new_events if isinstance(e, m.OrchestratorStartedEvent)), None)
+    return _convert_actions(pb_list, encoder, now)
+
+
 # ---------------------------------------------------------------------------- runtimes
 def _sdk_registry(registry: Registry) -> Any:
     sdk = dt_worker._Registry()
@@ -398,14 +415,7 @@ class DurableTaskOrchestrationRuntime:
     def run_episode_sync(self, request: EpisodeRequest) -> EpisodeResult:
         """The synchronous core of :meth:`run_episode` (deterministic, no I/O)."""
         results = self.replayer.execute(request.instance_id, request.past_events, request.new_events)
-        pb_actions = list(results.actions)
-        needs_encoder = any(a.WhichOneof("orchestratorActionType") == "sendEntityMessage" for a in pb_actions)
-        # The encoder scans the whole history: build it only for episodes that message entities.
-        encoder = EntityMessageEncoder(
-            request.instance_id, request.execution_id, request.past_events, request.new_events
-        ) if needs_encoder else None
-        now = next((e.timestamp for e in request.new_events if isinstance(e, m.OrchestratorStartedEvent)), None)
-        actions = _convert_actions(pb_actions, encoder, now)
+        actions = actions_from_pb(request, results.actions)
         _log.debug(
             "runtime.episode_executed",
             extra={"instance_id": request.instance_id, "action_count": len(actions)},

@@ -32,7 +32,7 @@ from .entities import (
     StartOrchestration,
 )
 
-__all__ = ["DurableTaskEntityRuntime"]
+__all__ = ["DurableTaskEntityRuntime", "entity_action_from_pb"]
 
 _log = logging.getLogger(__name__)
 _sdk_log = logging.getLogger(__name__ + ".sdk")
@@ -56,7 +56,7 @@ def _opt(msg: Any, name: str) -> str | None:
     return str(getattr(msg, name).value) if msg.HasField(name) else None
 
 
-def _action_of(action: Any) -> EntityAction | None:
+def entity_action_from_pb(action: Any) -> EntityAction | None:
     kind = action.WhichOneof("operationActionType")
     if kind == "sendSignal":
         a = action.sendSignal
@@ -102,7 +102,7 @@ class DurableTaskEntityRuntime:
         results: list[OperationOutcome] = []
         for op in request.operations:
             results.append(self._run_one(executor, request.instance_id, entity_id, op.operation, op.input, state))
-        actions = [a for a in (_action_of(x) for x in state.get_operation_actions()) if a is not None]
+        actions = [a for a in (entity_action_from_pb(x) for x in state.get_operation_actions()) if a is not None]
         return EntityBatchResult(results=tuple(results), actions=tuple(actions), entity_state=state.encode_state())
 
     def _run_one(

@@ -1,0 +1,121 @@
+"""Runtimes that run user code on connected gRPC workers instead of in this process.
+
+They implement the worker host's runtime protocols (:mod:`durable_azstorage.runtimes.base`,
+:mod:`durable_azstorage.runtimes.entities`), so partitions, leases, history loading, start
+de-duplication and the DTAS checkpoint order are the ones the in-process worker uses; only
+"run this episode" becomes "send an ``OrchestratorRequest`` and await the
+``OrchestratorResponse``". The full history goes inline (``pastEvents``/``newEvents``), so
+history streaming is never needed; entity messages travel in the Core ``EventSent``/
+``EventRaised`` encoding both SDKs replay, and their actions come back through the same
+converters as in-process (:func:`~durable_azstorage.runtimes.durabletask.actions_from_pb`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..model import FailureDetails
+from ..runtimes.base import ActivityResult, EpisodeRequest, EpisodeResult
+from ..runtimes.durabletask import actions_from_pb, from_pb_failure, to_pb_event
+from ..runtimes.entities import (
+    EntityAction,
+    EntityBatchRequest,
+    EntityBatchResult,
+    OperationOutcome,
+)
+from ..runtimes.entities_durabletask import entity_action_from_pb
+from ._proto import opt, pb, sv
+from .broker import Broker, Kind
+
+__all__ = ["RemoteActivityRuntime", "RemoteEntityRuntime", "RemoteOrchestrationRuntime"]
+
+log = logging.getLogger(__name__)
+
+
+def _events(events: Any) -> list[Any]:
+    return [p for p in (to_pb_event(e) for e in events) if p is not None]
+
+
+class RemoteOrchestrationRuntime:
+    """One episode = one ``orchestratorRequest`` work item answered by ``CompleteOrchestratorTask``."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    async def run_episode(self, request: EpisodeRequest) -> EpisodeResult:
+        item = pb.WorkItem(
+            orchestratorRequest=pb.OrchestratorRequest(
+                instanceId=request.instance_id,
+                executionId=sv(request.execution_id),
+                pastEvents=_events(request.past_events),
+                newEvents=_events(request.new_events),
+            )
+        )
+        response = await self._broker.run(Kind.ORCHESTRATION, item, (request.instance_id, None))
+        actions = actions_from_pb(request, response.actions)
+        return EpisodeResult(actions=tuple(actions), custom_status=opt(response, "customStatus"))
+
+
+class RemoteActivityRuntime:
+    """One activity = one ``activityRequest`` answered by ``CompleteActivityTask``."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    async def run_activity(
+        self, name: str, input: str | None, *, instance_id: str, task_id: int
+    ) -> ActivityResult:
+        item = pb.WorkItem(
+            activityRequest=pb.ActivityRequest(
+                name=name,
+                input=sv(input),
+                orchestrationInstance=pb.OrchestrationInstance(instanceId=instance_id),
+                taskId=task_id,
+            )
+        )
+        response = await self._broker.run(Kind.ACTIVITY, item, (instance_id, task_id))
+        if response.HasField("failureDetails"):
+            return ActivityResult(failure_details=from_pb_failure(response.failureDetails))
+        return ActivityResult(result=opt(response, "result"))
+
+
+class RemoteEntityRuntime:
+    """One batch = one ``entityRequest`` (v1 ``EntityBatchRequest``) answered by ``CompleteEntityTask``."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    async def run_batch(self, request: EntityBatchRequest) -> EntityBatchResult:
+        item = pb.WorkItem(
+            entityRequest=pb.EntityBatchRequest(
+                instanceId=request.instance_id,
+                entityState=sv(request.entity_state),
+                operations=[
+                    pb.OperationRequest(operation=op.operation, requestId=op.id, input=sv(op.input))
+                    for op in request.operations
+                ],
+            )
+        )
+        response = await self._broker.run(Kind.ENTITY, item, (request.instance_id, None))
+        return _batch_result(response)
+
+
+def _batch_result(response: Any) -> EntityBatchResult:
+    results: list[OperationOutcome] = []
+    for r in response.results:
+        if r.HasField("failure"):
+            results.append(OperationOutcome(failure_details=from_pb_failure(r.failure.failureDetails)))
+        else:
+            # The SDKs send "" for an operation that returned nothing: that is no result, not JSON.
+            results.append(OperationOutcome(result=opt(r.success, "result") or None))
+    actions: list[EntityAction] = [a for a in (entity_action_from_pb(x) for x in response.actions) if a is not None]
+    failure: FailureDetails | None = (
+        from_pb_failure(response.failureDetails) if response.HasField("failureDetails") else None
+    )
+    return EntityBatchResult(
+        results=tuple(results),
+        actions=tuple(actions),
+        entity_state=opt(response, "entityState"),
+        failure_details=failure,
+    )

@@ -1,0 +1,157 @@
+"""The sidecar process: a ``grpc.aio`` server plus this project's worker host on one task hub.
+
+The worker host is the ordinary :class:`~durable_azstorage.worker.Worker` (partition leases,
+control-queue pumps, DTAS checkpoints) with remote runtimes, so sidecars on several machines
+share one hub the way workers do, next to in-process Python workers and .NET hosts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from ..aio import TaskHubClient
+from ..connection import StorageAccount
+from ..errors import ConfigurationError
+from ..settings import WorkerSettings
+from ..worker import Worker
+from .broker import Broker
+from .client_service import ClientService
+from .hubs import HubClients
+from .remote_runtime import RemoteActivityRuntime, RemoteEntityRuntime, RemoteOrchestrationRuntime
+from .service import KeyInterceptor, SidecarServicer, add_to_server
+from .worker_service import PING_INTERVAL, WorkerService
+
+__all__ = ["DEFAULT_PORT", "Sidecar", "TlsFiles", "client_servicer", "is_loopback"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 4001
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # histories and payloads beyond gRPC's 4 MB default
+_GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    certificate_chain: bytes
+    private_key: bytes
+
+
+def is_loopback(host: str) -> bool:
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def client_servicer(account: StorageAccount, task_hub: str, client: TaskHubClient | None = None) -> SidecarServicer:
+    """The client half alone, for embedding in another ``grpc.aio`` server (the Functions host)."""
+    return SidecarServicer(ClientService(HubClients(account, task_hub, default_client=client)))
+
+
+class Sidecar:
+    """``durable-azstorage sidecar``: serve ``TaskHubSidecarService`` for one task hub.
+
+    ``host`` off loopback needs ``key`` or ``tls`` (plaintext without a key would let anyone
+    on the network run code paths and read payloads). ``port=0`` picks a free port
+    (see :attr:`port` after :meth:`start`).
+    """
+
+    def __init__(
+        self,
+        account: StorageAccount,
+        settings: WorkerSettings | None = None,
+        *,
+        host: str = "localhost",
+        port: int = DEFAULT_PORT,
+        key: str | None = None,
+        tls: TlsFiles | None = None,
+        ping_interval: float = PING_INTERVAL,
+    ) -> None:
+        if not is_loopback(host) and key is None and tls is None:
+            raise ConfigurationError(
+                f"refusing to serve plaintext without a key on {host}: pass --key (or --tls-cert/--tls-key), "
+                "or bind to localhost"
+            )
+        self.account = account
+        self.settings = settings or WorkerSettings()
+        self.host = host
+        self.port = port
+        self._key = key
+        self._tls = tls
+        self.broker = Broker()
+        self.worker = Worker(
+            account,
+            self.settings,
+            orchestration_runtime=RemoteOrchestrationRuntime(self.broker),
+            activity_runtime=RemoteActivityRuntime(self.broker),
+            entity_runtime=RemoteEntityRuntime(self.broker),
+        )
+        self._worker_service = WorkerService(self.broker, ping_interval=ping_interval)
+        self._hubs: HubClients | None = None
+        self._server: Any = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        await self.worker.start()
+        self._hubs = HubClients(
+            self.account, self.settings.task_hub_name, default_client=TaskHubClient(self.worker.hub)
+        )
+        servicer = SidecarServicer(ClientService(self._hubs), self._worker_service)
+        interceptors = [KeyInterceptor(self._key)] if self._key else []
+        server = grpc.aio.server(options=_GRPC_OPTIONS, interceptors=interceptors)
+        add_to_server(servicer, server)
+        bind = f"{self.host}:{self.port}"
+        try:
+            if self._tls is not None:
+                credentials = grpc.ssl_server_credentials([(self._tls.private_key, self._tls.certificate_chain)])
+                port = server.add_secure_port(bind, credentials)
+            else:
+                port = server.add_insecure_port(bind)
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            await self.worker.stop()
+            raise ConfigurationError(f"cannot listen on {bind}: the port is in use or the address is not local")
+        self.port = port
+        await server.start()
+        self._server = server
+        log.info("sidecar.started", extra={"address": self.address, "task_hub": self.settings.task_hub_name})
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Work no worker took yet goes back to storage; work in flight may finish; then close."""
+        self.broker.stop_waiting()
+        await self.worker.stop()
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+        self.broker.close()
+        if self._hubs is not None:
+            await self._hubs.close()
+            self._hubs = None
+        log.info("sidecar.stopped", extra={"address": self.address})
+
+    async def __aenter__(self) -> Sidecar:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
