@@ -27,6 +27,7 @@ def register(cli: click.Group) -> None:
     @click.option("--partition-count", type=click.IntRange(1, 16), default=4, show_default=True)
     @click.option("--worker-id", help="Identity in the Partitions table (default: host:pid).")
     @click.option("--max-polling-interval", type=float, default=30.0, show_default=True, help="Seconds.")
+    @click.option("--visibility-timeout", type=float, default=300.0, show_default=True, help="Seconds, both queues.")
     @click.option(
         "--lease-interval", type=float, default=30.0, show_default=True,
         help="Seconds a partition lease lasts without renewal (failover time after a crash).",
@@ -42,6 +43,7 @@ def register(cli: click.Group) -> None:
         partition_count: int,
         worker_id: str | None,
         max_polling_interval: float,
+        visibility_timeout: float,
         lease_interval: float,
     ) -> None:
         """Serve the Durable Task gRPC protocol (TaskHubSidecarService) on this task hub."""
@@ -56,6 +58,8 @@ def register(cli: click.Group) -> None:
             "task_hub_name": task_hub_name,
             "partition_count": partition_count,
             "max_queue_polling_interval": timedelta(seconds=max_polling_interval),
+            "control_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
+            "work_item_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
             "lease_interval": timedelta(seconds=lease_interval),
             "lease_claim_duration": timedelta(seconds=60.0 if lease_interval >= 30 else lease_interval),
             "lease_acquire_interval": timedelta(seconds=min(10.0, lease_interval / 3)),
