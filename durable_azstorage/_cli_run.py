@@ -68,4 +68,8 @@ def _describe(host: object) -> None:
                         ("entity", index.entities)):
         for name in names:
             click.echo(f"  {name}: {kind}", err=True)
+    for trigger in index.triggers:
+        binding = trigger.trigger
+        detail = binding.get("schedule") or binding.get("queueName") or binding.get("path") or ""
+        click.echo(f"  {trigger.name}: {binding.raw.get('type', binding.type)} {detail}", err=True)
     click.echo(f"Management API: {host.base_url}/runtime/webhooks/durabletask", err=True)

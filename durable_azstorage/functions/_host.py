@@ -34,9 +34,13 @@ from ..runtimes.functions import FunctionsActivityRuntime, FunctionsOrchestratio
 from ..runtimes.functions_entities import FunctionsEntityRuntime
 from ..settings import WorkerSettings
 from ..worker import Worker
+from ._bindings import BindingRuntime
+from ._connections import Connections
 from ._index import AppIndex, HttpFunction
 from ._loader import load_app
+from ._queue_trigger import QueueOptions
 from ._sdk_session import adopt_running_loop
+from ._triggers import TriggerHost, TriggerOptions
 
 __all__ = ["FunctionsHost"]
 
@@ -59,6 +63,7 @@ class FunctionsHost:
         port: int = 7071,
         key: str | None = None,
         connection_name: str = "Storage",
+        trigger_options: TriggerOptions | None = None,
         **setting_overrides: Any,
     ) -> None:
         if not is_loopback(host) and not key:
@@ -86,6 +91,8 @@ class FunctionsHost:
         )
         self._client: TaskHubClient | None = None
         self._runner: web.AppRunner | None = None
+        self._trigger_options = trigger_options
+        self.triggers: TriggerHost | None = None
         self.base_url = ""
 
     @classmethod
@@ -119,9 +126,22 @@ class FunctionsHost:
         await site.start()
         port = self._port or _bound_port(self._runner)
         self.base_url = f"http://{_url_host(self._host)}:{port}"
+        await self._start_triggers()
         log.info("functions.host_started", extra={"url": self.base_url, "task_hub": self.settings.task_hub_name})
 
+    async def _start_triggers(self) -> None:
+        """Storage bindings and the timer/queue/blob listeners (see ``_triggers``)."""
+        connections = Connections(self.account)
+        runtime = BindingRuntime(connections, QueueOptions.from_host_json(self._files.host_json).encoding)
+        self.index.binding_runtime = runtime
+        self.triggers = TriggerHost(self.index, connections, runtime, self._files,
+                                    lambda: self.client_binding(self._local_origin()), self._trigger_options)
+        await self.triggers.start()
+
     async def stop(self) -> None:
+        if self.triggers is not None:
+            await self.triggers.stop()
+            self.triggers = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

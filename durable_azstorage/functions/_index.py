@@ -13,16 +13,31 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..runtimes.functions import ActivityFunction
+from ._bindings import Binding, BindingRuntime
 
-__all__ = ["SUPPORTED_BINDINGS", "AppIndex", "HttpFunction"]
+__all__ = ["CLIENT_BINDINGS", "SUPPORTED_BINDINGS", "TRIGGERS", "AppIndex", "HttpFunction", "TriggerFunction"]
 
+TRIGGERS = frozenset({"timertrigger", "queuetrigger", "blobtrigger"})
+"""Storage and timer triggers, run by :mod:`._triggers`."""
+CLIENT_BINDINGS = frozenset({"durableclient", "orchestrationclient"})
 SUPPORTED_BINDINGS = frozenset(
     {
-        "httptrigger", "http", "durableclient", "orchestrationclient",
-        "orchestrationtrigger", "activitytrigger", "entitytrigger",
+        "httptrigger", "http", "orchestrationtrigger", "activitytrigger", "entitytrigger", "queue", "blob",
+        *CLIENT_BINDINGS, *TRIGGERS,
     }
 )
 """Binding types this host provides (compared lower-cased)."""
+
+
+@dataclass(frozen=True)
+class TriggerFunction:
+    """A timer-, queue- or blob-triggered function with its other bindings (client, storage)."""
+
+    name: str
+    function: Callable[..., Any]
+    trigger: Binding
+    bindings: tuple[Binding, ...] = ()
+    """Every binding but the trigger."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,9 @@ class AppIndex:
     activities: dict[str, ActivityFunction] = field(default_factory=dict)
     entities: dict[str, Any] = field(default_factory=dict)
     http: list[HttpFunction] = field(default_factory=list)
+    triggers: list[TriggerFunction] = field(default_factory=list)
+    binding_runtime: BindingRuntime | None = None
+    """The host's :class:`._bindings.BindingRuntime` while it runs (storage bindings of activities)."""
     problems: list[str] = field(default_factory=list)
     """Functions that were not loaded, one sentence each (shown at start-up)."""
     _names: set[str] = field(default_factory=set)
@@ -64,4 +82,5 @@ class AppIndex:
 
     @property
     def function_count(self) -> int:
-        return len(self.orchestrators) + len(self.activities) + len(self.entities) + len(self.http)
+        return (len(self.orchestrators) + len(self.activities) + len(self.entities) + len(self.http)
+                + len(self.triggers))

@@ -39,7 +39,8 @@ import azure.functions as func
 from ..app_files import load_app_files
 from ..errors import ConfigurationError
 from ..runtimes.functions import ActivityFunction
-from ._index import SUPPORTED_BINDINGS, AppIndex, HttpFunction
+from ._index import SUPPORTED_BINDINGS, TRIGGERS, AppIndex, HttpFunction
+from ._storage_index import index_storage
 
 __all__ = ["FUNCTION_JSON", "load_v1_app", "looks_like_v1"]
 
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 
 FUNCTION_JSON = "function.json"
 _NAMESPACE = "__app__"
-_TRIGGERS = {"orchestrationtrigger", "activitytrigger", "entitytrigger", "httptrigger"}
+_TRIGGERS = {"orchestrationtrigger", "activitytrigger", "entitytrigger", "httptrigger", *TRIGGERS}
 _CLIENTS = {"durableclient", "orchestrationclient"}
 
 
@@ -93,6 +94,13 @@ def _load_function(index: AppIndex, root: Path, directory: Path) -> None:
     entry = _entry_point(root, directory, spec)
     function = _bind_parameters(name, directory, entry, bindings)
     index.claim(name)
+    try:
+        registered = index_storage(index, name, function, bindings)
+    except ValueError as exc:
+        raise _Skip(str(exc)) from exc
+    if registered is None:  # a timer, queue or blob trigger
+        return
+    function = registered
     kind = str(trigger["type"]).lower()
     if kind == "orchestrationtrigger":
         index.orchestrators[name] = function
@@ -132,7 +140,8 @@ def _bindings(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     unsupported = [b for b in bindings if str(b["type"]).lower() not in SUPPORTED_BINDINGS]
     if unsupported:
         listed = ", ".join(f"{b['name']!r} of type {b['type']!r}" for b in unsupported)
-        raise _Skip(f"binding {listed} is not supported by this host (supported: HTTP and Durable Functions bindings)")
+        raise _Skip(f"binding {listed} is not supported by this host "
+                    "(supported: HTTP, Durable Functions, timer, queue and blob bindings)")
     return bindings
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -20,7 +21,8 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..runtimes.functions import ActivityFunction
-from ._index import SUPPORTED_BINDINGS, AppIndex, HttpFunction
+from ._index import CLIENT_BINDINGS, SUPPORTED_BINDINGS, AppIndex, HttpFunction
+from ._storage_index import index_storage
 
 __all__ = ["load_v2_app"]
 
@@ -116,20 +118,27 @@ def _add(index: AppIndex, function: Any) -> None:
         return
     index.claim(name)
     user = function.get_user_function()
+    try:
+        registered = index_storage(index, name, user, [json.loads(raw) for raw in function.get_raw_bindings()])
+    except ValueError as exc:
+        index.problems.append(f"function {name!r} was not loaded: {exc}")
+        return
+    if registered is None:  # a timer, queue or blob trigger
+        return
     if kind == "orchestrationTrigger":
-        index.orchestrators[name] = user
+        index.orchestrators[name] = registered
     elif kind == "activityTrigger":
-        index.activities[name] = ActivityFunction(user, str(trigger.name))
+        index.activities[name] = ActivityFunction(registered, str(trigger.name))
     elif kind == "entityTrigger":
-        index.entities[name] = user
+        index.entities[name] = registered
     elif kind == "httpTrigger":
-        index.http.append(_http_function(name, user, trigger, bindings))
+        index.http.append(_http_function(name, registered, trigger, bindings))
     else:  # pragma: no cover - filtered above
         index.problems.append(f"function {name!r} was not loaded: trigger {kind!r} is not supported")
 
 
 def _http_function(name: str, user: Any, trigger: Any, bindings: list[Any]) -> HttpFunction:
-    client = next((b for b in bindings if str(b.type).lower() in ("durableclient", "orchestrationclient")), None)
+    client = next((b for b in bindings if str(b.type).lower() in CLIENT_BINDINGS), None)
     methods = getattr(trigger, "methods", None)
     level = getattr(trigger, "auth_level", None)
     return HttpFunction(
