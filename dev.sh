@@ -21,12 +21,22 @@ PY
   local stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev,functions]"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev,functions,browser]"
     rm -f "$VENV"/.installed-*
     touch "$stamp"
   fi
   # Installs the Azurite pinned by durable_azstorage/_azurite/package-lock.json (npm ci, once).
   "$VENV/bin/durable-azstorage" azurite --install-only
+}
+
+# The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  echo "installing Debian's chromium for the dashboard's browser tests" >&2
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 }
 
 cmd="${1:-}"
@@ -38,6 +48,7 @@ case "$cmd" in
     ;;
   test)
     setup
+    ensure_chromium
     "$VENV/bin/ruff" check .
     "$VENV/bin/mypy" --strict durable_azstorage
     exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -377,10 +377,11 @@ def register(cli: click.Group) -> None:
         connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
         host: str, port: int, key: str | None,
     ) -> None:
-        """Serve the Durable Functions HTTP management API for the task hub."""
+        """Serve the Durable Functions HTTP management API (and the dashboard) for the task hub."""
         from .http import serve as serve_api
 
         click.echo(f"serving {task_hub_name} on http://{host}:{port}/runtime/webhooks/durabletask", err=True)
+        click.echo(f"dashboard: http://{host}:{port}/dashboard/", err=True)
         try:
             _run(serve_api(resolve_account(connection, setting), task_hub_name, host=host, port=port, key=key))
         except KeyboardInterrupt:

@@ -73,3 +73,4 @@ def _describe(host: object) -> None:
         detail = binding.get("schedule") or binding.get("queueName") or binding.get("path") or ""
         click.echo(f"  {trigger.name}: {binding.raw.get('type', binding.type)} {detail}", err=True)
     click.echo(f"Management API: {host.base_url}/runtime/webhooks/durabletask", err=True)
+    click.echo(f"Dashboard: {host.base_url}/dashboard/", err=True)

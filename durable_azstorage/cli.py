@@ -183,6 +183,10 @@ from .sidecar.cli import register as _register_sidecar  # noqa: E402 - needs ``c
 
 _register_sidecar(cli)
 
+from ._cli_dashboard import register as _register_dashboard  # noqa: E402 - needs ``cli``
+
+_register_dashboard(cli)
+
 
 def main() -> None:
     """Console entry point: turn our typed errors into a one-line message and exit code 2."""

@@ -70,6 +70,9 @@ class FunctionsHost:
             raise ConfigurationError(
                 f"refusing to serve on {host!r} without a key: pass one (clients send ?code= or x-functions-key)"
             )
+        from ..dashboard import counted_account  # counts the worker's storage requests for the dashboard
+
+        account, self.transactions = counted_account(account)
         self.index = index
         self.account = account
         self._files = app_files or AppFiles(index.root)
@@ -118,6 +121,9 @@ class FunctionsHost:
         await self.worker.start()
         self._client = await TaskHubClient.open(self.account, self.settings.task_hub_name)
         app = create_app(self._client, key=self._key, connection_name=self._connection_name, rpc=True)
+        from ..dashboard import mount_dashboard
+
+        mount_dashboard(app, self._client, key=self._key, counter=self.transactions)
         for function in self.index.http:
             self._add_http_function(app, function)
         self._runner = web.AppRunner(app, access_log=None)

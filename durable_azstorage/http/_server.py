@@ -34,8 +34,12 @@ async def serve(
             f"refusing to serve on {host!r} without a key: the API exposes and controls every instance; "
             "pass a key (clients send it as ?code= or the x-functions-key header) or bind to 127.0.0.1"
         )
+    from ..dashboard import counted_account, mount_dashboard  # the dashboard builds on this package
+
+    account, counter = counted_account(account)
     async with await TaskHubClient.open(account, task_hub_name) as client:
         app = create_app(client, key=key, connection_name=connection_name, max_body_bytes=max_body_bytes)
+        mount_dashboard(app, client, key=key, counter=counter)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
