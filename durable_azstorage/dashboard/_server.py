@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -38,7 +39,15 @@ def counted_account(account: StorageAccount) -> tuple[StorageAccount, Transactio
         if port is not None:
             ports[port] = service
     counter = TransactionCounter(ports if len(ports) == 3 else None)
-    return account.with_client_kwargs(**counter.client_kwargs()), counter
+    existing = account.client_kwargs.get("raw_request_hook")
+    if existing is None:
+        return account.with_client_kwargs(**counter.client_kwargs()), counter
+
+    def both(request: Any) -> None:  # keep a hook the caller installed (e.g. its own counter)
+        existing(request)
+        counter(request)
+
+    return account.with_client_kwargs(raw_request_hook=both), counter
 
 
 def create_dashboard_app(

@@ -1,4 +1,4 @@
-"""The instance timeline (Gantt bars) and the instances filter of the dashboard: pure code."""
+"""The dashboard's pure parts: the instance timeline (Gantt bars), the instances filter, the counter hook."""
 
 from __future__ import annotations
 
@@ -98,3 +98,20 @@ def test_instance_filter_is_one_odata_expression() -> None:
         "(LastUpdatedTime ge datetime'2026-01-02T00:00:00.0000000Z')"
     )
     assert "Name ge 'o''b' and Name lt 'o''c'" in (InstanceFilter(name_prefix="o'b").odata() or "")
+
+
+def test_counted_account_keeps_a_hook_the_caller_installed() -> None:
+    from durable_azstorage.connection import StorageAccount
+    from durable_azstorage.dashboard import counted_account
+
+    seen: list[object] = []
+    account = StorageAccount.from_connection_string("UseDevelopmentStorage=true", raw_request_hook=seen.append)
+    counted, counter = counted_account(account)
+
+    class Request:
+        class http_request:  # the shape of azure-core's PipelineRequest
+            method = "GET"
+            url = "http://127.0.0.1:10002/devstoreaccount1/Tables"
+
+    counted.client_kwargs["raw_request_hook"](Request)
+    assert len(seen) == 1 and counter.total == 1 and counter.by_service() == {"table": 1}
