@@ -149,7 +149,7 @@ def format_net_datetime(moment: datetime) -> str:
     """Json.NET's ISO form of a local ``DateTime``: 7-digit fraction with zeros trimmed, ``+hh:mm``."""
     if moment.year == 1:
         moment = MIN_STATUS
-    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    base = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment:%H:%M:%S}"  # %Y is not 4 digits on glibc
     fraction = f"{moment.microsecond:06d}0".rstrip("0")
     offset = moment.utcoffset() or timedelta(0)
     sign = "-" if offset < timedelta(0) else "+"
