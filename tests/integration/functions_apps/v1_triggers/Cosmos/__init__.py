@@ -1,0 +1,2 @@
+def main(docs) -> None:
+    pass
