@@ -24,6 +24,11 @@ def _engine(args: argparse.Namespace) -> Engine:
         from .engines.azstorage import AzStorageEngine, default_settings
 
         return AzStorageEngine(args.connection_string, server_pid=args.server_pid, **default_settings())
+    if args.engine == "durable_azstorage-sidecar":
+        from .engines.azstorage import default_settings
+        from .engines.sidecar import SidecarEngine
+
+        return SidecarEngine(args.connection_string, server_pid=args.server_pid, **default_settings())
     if args.engine == "durabletask-inmem":
         from .engines.dtmem import DurableTaskInMemoryEngine
 
@@ -47,7 +52,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     replay = None
     if args.engine == "durable_azstorage":
         replay = ReplayProbe("runtime").install()
-    elif args.engine == "durabletask-inmem":
+    elif args.engine in ("durabletask-inmem", "durable_azstorage-sidecar"):
         replay = ReplayProbe("executor").install()
     server = ServerCpu(args.server_pid)
     names = args.workloads.split(",")

@@ -26,7 +26,8 @@ from .sizes import PRESETS, WORKLOADS, Sizes
 
 __all__ = ["PEERS", "TARGETS", "main", "run"]
 
-PEERS = ("durabletask-inmem", "dbos-postgres")
+PEERS = ("durable_azstorage-sidecar", "durabletask-inmem", "dbos-postgres")
+SIDECAR = "durable_azstorage-sidecar"  # our engine through the gRPC sidecar: needs the same Azurite
 # Issue 8's targets; printed next to the measurements, never asserted. Override with --target.
 TARGETS = {"hello_transactions": 40.0, "ceiling_fraction": 0.7, "latency_p50_ms": 150.0, "replay_growth": 1.5}
 
@@ -115,6 +116,9 @@ def run(
         ours = _child(OURS, workloads, sizes, extra, budget)
         report["ceiling"] = ours.pop("ceiling", None)
         report["engines"][OURS] = ours
+        if SIDECAR in peers:
+            no_ceiling = [arg for arg in extra if arg != "--ceiling"]
+            report["engines"][SIDECAR] = _child(SIDECAR, workloads, sizes, no_ceiling, budget)
     for peer in peers:
         if peer == "durabletask-inmem":
             report["engines"][peer] = _child(peer, workloads, sizes, [], budget)

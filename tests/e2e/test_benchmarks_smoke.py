@@ -44,7 +44,7 @@ def _check_ok(engine: str, result: dict[str, Any]) -> None:
 
 
 def test_benchmark_suite_smoke(storage_connection_string: str, tmp_path: Path) -> None:
-    peers = ["durabletask-inmem"]
+    peers = ["durable_azstorage-sidecar", "durabletask-inmem"]
     out = tmp_path / "bench.json"
     main(
         [
