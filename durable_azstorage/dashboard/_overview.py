@@ -139,6 +139,7 @@ class HubSampler:
         self.interval = interval
         self.points: deque[dict[str, Any]] = deque(maxlen=max_points)
         self._lock = asyncio.Lock()
+        self._recount: asyncio.Task[None] | None = None
 
     async def sample(self) -> dict[str, Any]:
         async with self._lock:
@@ -152,12 +153,28 @@ class HubSampler:
             return point
 
     async def latest(self, max_age: float = 5.0) -> dict[str, Any]:
-        """The newest sample, taken now when older than ``max_age`` seconds (a page is open)."""
-        if self.points:
-            taken = datetime.fromisoformat(self.points[-1]["time"].replace("Z", "+00:00"))
-            if (datetime.now(timezone.utc) - taken).total_seconds() <= max_age:
-                return self.points[-1]
-        return await self.sample()
+        """The newest sample without waiting for a scan, except for the very first one.
+
+        When it is older than ``max_age`` seconds (a page is open) a recount starts in the
+        background and :attr:`counting` tells the page to ask again shortly: on a large hub
+        the scan takes seconds and the overview must not wait for it.
+        """
+        if not self.points:
+            return await self.sample()
+        taken = datetime.fromisoformat(self.points[-1]["time"].replace("Z", "+00:00"))
+        if (datetime.now(timezone.utc) - taken).total_seconds() > max_age and not self.counting:
+            self._recount = asyncio.create_task(self._sample_logged(), name="dashboard-recount")
+        return self.points[-1]
+
+    @property
+    def counting(self) -> bool:
+        return self._recount is not None and not self._recount.done()
+
+    async def _sample_logged(self) -> None:
+        try:
+            await self.sample()
+        except (AzureError, OSError):
+            log.warning("dashboard.sample_failed", exc_info=True)
 
     def transactions_per_minute(self) -> list[dict[str, Any]]:
         """Per-minute rates between consecutive samples."""
@@ -177,10 +194,7 @@ class HubSampler:
 
     async def run(self) -> None:
         while True:
-            try:
-                await self.sample()
-            except (AzureError, OSError):
-                log.warning("dashboard.sample_failed", exc_info=True)
+            await self._sample_logged()
             await asyncio.sleep(self.interval)
 
     @contextlib.asynccontextmanager
@@ -189,9 +203,11 @@ class HubSampler:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for running in (task, self._recount):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
 
 
 def builtin_findings(parts: list[dict[str, Any]], poison: int, work_items: dict[str, Any]) -> list[HealthFinding]:
@@ -234,6 +250,7 @@ async def overview(
         "now": iso_ms(now),
         "statusCounts": latest["counts"],
         "countedAt": latest["time"],
+        "counting": sampler.counting,
         "series": list(sampler.points),
         "sampleIntervalSeconds": sampler.interval,
         "partitions": parts,

@@ -73,14 +73,20 @@ async def serve_dashboard(
     key: str | None = None,
     stop: asyncio.Event | None = None,
     started: asyncio.Future[str] | None = None,
+    counter: TransactionCounter | None = None,
 ) -> None:
-    """Serve until ``stop`` is set; ``started`` gets the base URL once listening (port 0 works)."""
+    """Serve until ``stop`` is set; ``started`` gets the base URL once listening (port 0 works).
+
+    ``counter``: the account already reports to it (a worker in this process shares it, as the
+    sidecar does); otherwise the dashboard counts its own transactions.
+    """
     if not is_loopback(host) and not key:
         raise ConfigurationError(
             f"refusing to serve the dashboard on {host!r} without a key: it shows and controls every instance; "
             "pass --key (the page asks for it once) or bind to 127.0.0.1"
         )
-    account, counter = counted_account(account)
+    if counter is None:
+        account, counter = counted_account(account)
     async with await TaskHubClient.open(account, task_hub_name) as client:
         runner = web.AppRunner(create_dashboard_app(client, key=key, counter=counter), access_log=None)
         await runner.setup()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ def register(cli: click.Group) -> None:
         "--lease-interval", type=float, default=30.0, show_default=True,
         help="Seconds a partition lease lasts without renewal (failover time after a crash).",
     )
+    @click.option("--dashboard-port", type=click.IntRange(0, 65535), help="Also serve the dashboard on this port.")
     def sidecar(
         port: int,
         bind: str,
@@ -45,6 +48,7 @@ def register(cli: click.Group) -> None:
         max_polling_interval: float,
         visibility_timeout: float,
         lease_interval: float,
+        dashboard_port: int | None,
     ) -> None:
         """Serve the Durable Task gRPC protocol (TaskHubSidecarService) on this task hub."""
         from ..connection import StorageAccount
@@ -67,11 +71,18 @@ def register(cli: click.Group) -> None:
         if worker_id:
             overrides["worker_id"] = worker_id
         account = StorageAccount.from_connection_string(connection) if connection else StorageAccount.from_settings()
+        dashboard = None
+        if dashboard_port is not None:
+            from ..dashboard import counted_account, serve_dashboard
+
+            account, counter = counted_account(account)  # the worker's transactions show on the dashboard
+            dashboard = functools.partial(serve_dashboard, account, task_hub_name, host=bind, port=dashboard_port,
+                                          key=key, counter=counter)
         server = Sidecar(account, WorkerSettings(**overrides), host=bind, port=port, key=key, tls=tls)
-        asyncio.run(_serve(server))
+        asyncio.run(_serve(server, dashboard))
 
 
-async def _serve(server: Any) -> None:
+async def _serve(server: Any, dashboard: Callable[..., Coroutine[Any, Any, None]] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,5 +93,16 @@ async def _serve(server: Any) -> None:
             f"(worker {server.settings.worker_id})",
             err=True,
         )
+        site: asyncio.Task[None] | None = None
+        if dashboard is not None:
+            started: asyncio.Future[str] = loop.create_future()
+            site = asyncio.create_task(dashboard(stop=stop, started=started))
+            watch: set[asyncio.Future[Any]] = {started, site}
+            await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+            if site.done():
+                site.result()  # it could not start (port in use, no key off loopback): say so now
+            click.echo(f"dashboard: {started.result()}", err=True)
         await stop.wait()
+        if site is not None:
+            await site
         click.echo("stopping: handing work and partitions back", err=True)

@@ -57,8 +57,15 @@ def greet(ctx: task.ActivityContext, name: str) -> str:
     return f"Hello {name}!"
 
 
-def explode(ctx: task.ActivityContext, _: Any) -> None:
-    raise ValueError("the payment service said no")
+_EXPLODED: set[str] = set()
+
+
+def explode(ctx: task.ActivityContext, key: str) -> str:
+    """Fails the first time for each key: a rewind then completes the orchestration."""
+    if key not in _EXPLODED:
+        _EXPLODED.add(key)
+        raise ValueError("the payment service said no")
+    return f"paid {key}"
 
 
 def hello_sequence(ctx: task.OrchestrationContext, _: Any) -> Generator[task.Task[Any], Any, list[str]]:
@@ -82,7 +89,7 @@ def approval(ctx: task.OrchestrationContext, _: Any) -> Generator[task.Task[Any]
 
 def failing(ctx: task.OrchestrationContext, _: Any) -> Generator[task.Task[Any], Any, Any]:
     yield ctx.call_activity(greet, input="before")
-    return (yield ctx.call_activity(explode, input=None))
+    return (yield ctx.call_activity(explode, input=ctx.instance_id))
 
 
 class Counter(entities.DurableEntity):

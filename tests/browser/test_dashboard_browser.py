@@ -22,10 +22,12 @@ from durable_azstorage.connection import StorageAccount
 from durable_azstorage.dashboard import create_dashboard_app
 from durable_azstorage.model import OrchestrationStatus
 from tests.browser.hub import CHROMIUM_FLAGS, PopulatedHub, chromium_path, populated_hub, wait_status
+from tests.helpers import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 LONG = 60_000  # ms: a worker step on a loaded 2-core machine can take seconds
+expect.set_options(timeout=LONG)  # every expect polls up to LONG (Playwright's default is 5 s)
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +211,45 @@ async def test_a_keyed_server_asks_for_its_key(hub: PopulatedHub, page: Page) ->
         await expect(page.locator("#hub-name")).to_have_text(hub.client.task_hub_name, timeout=LONG)
     finally:
         await runner.cleanup()
+
+
+async def test_auto_refresh_suspend_resume_restart_and_purge(hub: PopulatedHub, page: Page) -> None:
+    status = page.locator("dl.facts [data-status]")
+    await page.goto(f"{hub.url}/instances?namePrefix=approval")
+    await expect(page.locator("#instances-table tbody tr")).to_have_count(3)
+    await page.check("#auto-refresh")
+    await hub.client.schedule_new_orchestration("approval", instance_id="approval-9")
+    new_row = page.locator('tr[data-instance-id="approval-9"]')
+    await expect(new_row).to_have_count(1)  # appears without a click: auto-refresh
+    await new_row.locator("a").click()
+    await expect(status).to_have_text("Running")
+    await page.click('button[data-action="suspend"]')
+    await page.click("#confirm-ok")
+    await expect(status).to_have_text("Suspended")
+    await page.click('button[data-action="resume"]')
+    await page.click("#confirm-ok")
+    await expect(status).to_have_text("Running")
+
+    await page.click('button[data-action="restart"]')
+    await page.fill("#confirm-fields input[name=newId]", "true")
+    await page.click("#confirm-ok")
+    await expect(page.locator("#instance-id")).not_to_have_text("approval-9")
+    restarted = await page.locator("#instance-id").inner_text()
+    await expect(page.locator("dl.facts dd").first).to_have_text("approval")
+
+    await page.click('button[data-action="purge"]')
+    await page.click("#confirm-ok")
+    await expect(page).to_have_url(re.compile(r"/dashboard/instances$"))
+    await eventually(lambda: _gone(hub, restarted), timeout=30, message="restarted instance purged")
+
+
+async def _gone(hub: PopulatedHub, instance_id: str) -> bool:
+    return await hub.client.get_orchestration_state(instance_id) is None
+
+
+async def test_rewind_a_failed_instance_to_completion(hub: PopulatedHub, page: Page) -> None:
+    await page.goto(f"{hub.url}/instances/failing-1")
+    await page.click('button[data-action="rewind"]')
+    await page.click("#confirm-ok")
+    await expect(page.locator("dl.facts [data-status]")).to_have_text("Completed", timeout=LONG)
+    await expect(page.locator("#instance-output")).to_contain_text("paid failing-1")

@@ -24,13 +24,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("verb", ["dashboard", "serve"])
+@pytest.mark.parametrize("verb", ["dashboard", "serve", "sidecar"])
 async def test_the_cli_serves_the_dashboard(storage_connection_string: str, verb: str) -> None:
     port = _free_port()
     hub = "d" + uuid.uuid4().hex[:12]
     env = {**os.environ, "AzureWebJobsStorage": storage_connection_string}
+    args = ["--port", str(port)]
+    if verb == "sidecar":  # gRPC on one port, the dashboard on another
+        args = ["--port", str(_free_port()), "--dashboard-port", str(port), "--host", "127.0.0.1"]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "durable_azstorage.cli", verb, "--task-hub-name", hub, "--port", str(port),
+        sys.executable, "-m", "durable_azstorage.cli", verb, "--task-hub-name", hub, *args,
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
@@ -49,8 +52,11 @@ async def test_the_cli_serves_the_dashboard(storage_connection_string: str, verb
             assert '<script type="module" src="/dashboard/static/js/app.js">' in html
             async with http.get(f"{base}/dashboard/static/js/app.js") as r:
                 assert r.status == 200 and "javascript" in r.headers["Content-Type"]
-            async with http.get(f"{base}/dashboard/api/instances") as r:  # nothing created the hub yet
-                assert r.status == 404 and "does not exist in this storage account" in (await r.json())["Message"]
+            async with http.get(f"{base}/dashboard/api/instances") as r:
+                if verb == "sidecar":  # its worker created the hub
+                    assert r.status == 200 and await r.json() == {"instances": [], "continuationToken": None}
+                else:  # nothing created the hub yet
+                    assert r.status == 404 and "does not exist in this storage account" in (await r.json())["Message"]
             async with http.get(f"{base}/dashboard/api/overview") as r:
                 body = await r.json()
                 assert r.status == 200 and body["taskHub"] == hub and len(body["partitions"]) == 4

@@ -7,14 +7,18 @@ import { confirmDialog, fmtAge, fmtTime, h, link, relative, statusBadge, toast }
 
 export async function renderOverview(main) {
   let timer = null;
+  let recount = null;
   async function load() {
     const [data, poison] = await Promise.all([get("/dashboard/api/overview"), get("/dashboard/api/poison")]);
     draw(data, poison.messages);
+    // The server is recounting statuses in the background (a large hub takes seconds): ask again soon.
+    clearTimeout(recount);
+    if (data.counting) recount = setTimeout(() => load().catch((e) => toast(e.message, "error")), 1500);
   }
   function draw(d, poison) {
     const total = Object.values(d.statusCounts).reduce((a, b) => a + b, 0);
     main.replaceChildren(
-      h("h1", {}, "Overview ", h("span", { class: "muted small" }, `task hub ${d.taskHub} · counted ${fmtTime(d.countedAt)}`)),
+      h("h1", {}, "Overview ", h("span", { class: "muted small" }, `task hub ${d.taskHub} · counted ${fmtTime(d.countedAt)}${d.counting ? " · recounting…" : ""}`)),
       h("section", { class: "panel health", id: "health" }, h("h3", {}, "Health"),
         h("ul", {}, d.health.map((f) => h("li", { class: `finding ${f.level}` }, h("b", {}, f.title), f.detail ? ` — ${f.detail}` : "")))),
       h("div", { class: "cards", id: "status-counts" },
@@ -92,5 +96,8 @@ export async function renderOverview(main) {
   }
   await load();
   timer = setInterval(() => load().catch((e) => toast(e.message, "error")), 10000);
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    clearTimeout(recount);
+  };
 }
