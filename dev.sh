@@ -3,7 +3,9 @@
 # (Python >= 3.10, Node 20 + npm): virtualenv, package with extras, pinned Azurite.
 #
 #   ./dev.sh demo    run the demo: embedded Azurite + worker + sample orchestrations
-#   ./dev.sh test    run the quality gates: ruff, mypy --strict, pytest (unit, integration, e2e)
+#   ./dev.sh test    run the quality gates: ruff, mypy --strict, pytest (unit, integration, e2e,
+#                    deploy: hadolint, kubernetes-validate + KEDA schema, checkov)
+#   ./dev.sh tools   install only the deployment validators (.venv-deploy; `test` does it too)
 #
 # Extra arguments after `test` go to pytest, after `demo` to `durable-azstorage demo`.
 set -euo pipefail
@@ -39,6 +41,19 @@ ensure_chromium() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 }
 
+# The deployment validators (infra/validators.txt) in a virtualenv of their own: checkov pins older
+# versions of packages that the project's venv uses. Installed once per change of that file.
+deploy_tools() {
+  local tools="${DURABLE_AZSTORAGE_TOOLS_VENV:-.venv-deploy}"
+  local stamp="$tools/.installed-$(sha256sum infra/validators.txt | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    [ -x "$tools/bin/python" ] || "$PYTHON" -m venv "$tools"
+    "$tools/bin/python" -m pip install --quiet --disable-pip-version-check -r infra/validators.txt
+    rm -f "$tools"/.installed-*
+    touch "$stamp"
+  fi
+}
+
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -46,15 +61,19 @@ case "$cmd" in
     setup
     exec "$VENV/bin/durable-azstorage" demo "$@"
     ;;
+  tools)
+    deploy_tools
+    ;;
   test)
     setup
     ensure_chromium
+    deploy_tools
     "$VENV/bin/ruff" check .
     "$VENV/bin/mypy" --strict durable_azstorage
     exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
     ;;
   *)
-    echo "usage: ./dev.sh demo | ./dev.sh test [pytest args]" >&2
+    echo "usage: ./dev.sh demo | ./dev.sh test [pytest args] | ./dev.sh tools" >&2
     exit 2
     ;;
 esac

@@ -108,6 +108,12 @@ def _account(connection: str | None) -> StorageAccount:
     show_default=True,
     help="Seconds a partition lease lasts without renewal (failover time after a crash).",
 )
+@click.option("--drain-timeout", type=float, default=60.0, show_default=True,
+              help="Seconds a stop waits for running episodes before releasing partitions.")
+@click.option("--health-port", type=click.IntRange(0, 65535), envvar="DURABLE_AZSTORAGE_HEALTH_PORT",
+              help="Serve /healthz and /readyz on this port (default: off).")
+@click.option("--health-host", envvar="DURABLE_AZSTORAGE_HEALTH_HOST", default="127.0.0.1", show_default=True,
+              help="Interface for the probes (0.0.0.0 in a container).")
 def worker(
     app_spec: str,
     connection: str | None,
@@ -117,6 +123,9 @@ def worker(
     max_polling_interval: float,
     visibility_timeout: float,
     lease_interval: float,
+    drain_timeout: float,
+    health_port: int | None,
+    health_host: str,
 ) -> None:
     """Run a worker for the functions an app module registers, until SIGINT/SIGTERM."""
     from datetime import timedelta
@@ -135,23 +144,27 @@ def worker(
         # DTAS claims for a fixed minute; shorter test leases shorten the claim too.
         "lease_claim_duration": timedelta(seconds=60.0 if lease_interval >= 30 else lease_interval),
         "lease_acquire_interval": timedelta(seconds=min(10.0, lease_interval / 3)),
+        "drain_timeout": timedelta(seconds=drain_timeout),
     }
     if worker_id:
         overrides["worker_id"] = worker_id
     host = Worker(_account(connection), WorkerSettings(**overrides))
     register(host)
-    asyncio.run(_serve_worker(host))
+    asyncio.run(_serve_worker(host, health_host, health_port))
 
 
-async def _serve_worker(host: Any) -> None:
+async def _serve_worker(host: Any, health_host: str, health_port: int | None) -> None:
+    from .worker.serve import serve_worker, stop_on_signals
+
+    def started(worker: Any, probes: Any) -> None:
+        where = f", probes on {health_host}:{probes.port}" if probes else ""
+        click.echo(f"worker {worker.settings.worker_id} running on task hub {worker.settings.task_hub_name}{where}",
+                   err=True)
+
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with host:
-        click.echo(f"worker {host.settings.worker_id} running on task hub {host.settings.task_hub_name}", err=True)
-        await stop.wait()
-        click.echo("stopping: releasing partitions", err=True)
+    stop_on_signals(stop)
+    await serve_worker(host, stop, health_host=health_host, health_port=health_port, on_started=started,
+                       on_stopping=lambda: click.echo("stopping: releasing partitions", err=True))
 
 
 @cli.command()

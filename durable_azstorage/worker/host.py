@@ -100,6 +100,15 @@ class Worker:
         return sorted(self._pumps)
 
     @property
+    def last_partition_check(self) -> float | None:
+        """``time.monotonic()`` of the last successful read of the Partitions table (readiness)."""
+        return None if self._partitions is None else self._partitions.last_success
+
+    @property
+    def partition_loop_failed(self) -> bool:
+        return self._partitions is not None and self._partitions.loop_failed
+
+    @property
     def hub(self) -> TaskHubStorage:
         if self._hub is None:
             raise RuntimeError("the worker is not started")

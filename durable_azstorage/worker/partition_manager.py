@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -137,10 +138,16 @@ class PartitionManager:
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self.last_success: float | None = None  # time.monotonic() of the last good iteration (readiness)
 
     @property
     def owned(self) -> set[str]:
         return set(self._listening)
+
+    @property
+    def loop_failed(self) -> bool:
+        """The claim/renew loop ended although no stop was asked for (liveness)."""
+        return self._task is not None and self._task.done() and not self._stop.is_set()
 
     async def start(self) -> None:
         """Run one iteration now (so a lone worker owns partitions at once), then loop."""
@@ -164,6 +171,7 @@ class PartitionManager:
         for _ in range(10):
             try:
                 await asyncio.wait_for(self._iteration(), timeout=10)
+                self.last_success = time.monotonic()
                 return
             except _Conflict:
                 continue  # someone wrote a row between our read and write: re-read now

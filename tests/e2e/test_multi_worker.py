@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from azure.data.tables.aio import TableClient
 
@@ -32,10 +34,18 @@ LEASE_SECONDS = 10.0
 VISIBILITY_SECONDS = 15.0
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class WorkerProcess:
-    def __init__(self, name: str, connection: str, hub: str, log_dir: Path) -> None:
+    def __init__(self, name: str, connection: str, hub: str, log_dir: Path, *extra: str) -> None:
         self.name = name
-        self._log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.log_path = log_dir / f"{name}.log"
+        self.health_port = free_port()
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "E2E_WORKER": name, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
             [
@@ -47,6 +57,8 @@ class WorkerProcess:
                 "--max-polling-interval", "1",
                 "--visibility-timeout", str(VISIBILITY_SECONDS),
                 "--lease-interval", str(LEASE_SECONDS),
+                "--health-port", str(self.health_port),
+                *extra,
             ],
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -58,6 +70,15 @@ class WorkerProcess:
     def terminate(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
 
+    async def probe(self, path: str) -> tuple[int, dict[str, object]]:
+        """GET /healthz or /readyz; (0, {}) when nothing listens (not started yet, or exited)."""
+        try:
+            url = f"http://127.0.0.1:{self.health_port}{path}"
+            async with aiohttp.ClientSession() as session, session.get(url) as response:
+                return response.status, await response.json()
+        except aiohttp.ClientConnectionError:
+            return 0, {}
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -68,15 +89,18 @@ class WorkerProcess:
         self._log.close()
 
 
+Spawn = Callable[..., WorkerProcess]
+
+
 @pytest.fixture
 async def hub_setup(
     storage_account: StorageAccount, storage_connection_string: str, task_hub_name: str, tmp_path: Path
-) -> AsyncIterator[tuple[Callable[[str], WorkerProcess], TaskHubClient, TableClient]]:
+) -> AsyncIterator[tuple[Spawn, TaskHubClient, TableClient]]:
     await TaskHub(storage_account, TaskHubNames(task_hub_name)).create()
     workers: list[WorkerProcess] = []
 
-    def spawn(name: str) -> WorkerProcess:
-        worker = WorkerProcess(name, storage_connection_string, task_hub_name, tmp_path)
+    def spawn(name: str, *extra: str) -> WorkerProcess:
+        worker = WorkerProcess(name, storage_connection_string, task_hub_name, tmp_path, *extra)
         workers.append(worker)
         return worker
 
@@ -104,7 +128,7 @@ async def completed_count(client: TaskHubClient, ids: list[str]) -> int:
 
 
 async def test_kill9_one_of_two_workers_loses_nothing(
-    hub_setup: tuple[Callable[[str], WorkerProcess], TaskHubClient, TableClient],
+    hub_setup: tuple[Spawn, TaskHubClient, TableClient],
     storage_account: StorageAccount,
     task_hub_name: str,
 ) -> None:
@@ -145,7 +169,7 @@ async def test_kill9_one_of_two_workers_loses_nothing(
 
 
 async def test_graceful_stop_hands_over_partitions(
-    hub_setup: tuple[Callable[[str], WorkerProcess], TaskHubClient, TableClient],
+    hub_setup: tuple[Spawn, TaskHubClient, TableClient],
 ) -> None:
     spawn, client, partitions = hub_setup
     stays, leaves = spawn("a"), spawn("b")
@@ -172,3 +196,43 @@ async def test_graceful_stop_hands_over_partitions(
 
 async def _at_least(client: TaskHubClient, ids: list[str], n: int) -> bool:
     return await completed_count(client, ids) >= n
+
+
+async def test_sigterm_readiness_then_hand_over_then_exit_zero(
+    hub_setup: tuple[Spawn, TaskHubClient, TableClient],
+) -> None:
+    """What a container platform sees on a rolling update or scale-in: probes, hand-off, exit code."""
+    spawn, client, partitions = hub_setup
+    stays, leaves = spawn("s1"), spawn("s2")
+    for worker in (stays, leaves):
+        assert (await worker.probe("/healthz"))[0] in (0, 200)  # 0: not listening yet
+
+    async def both_ready_and_balanced() -> bool:
+        ready = [await w.probe("/readyz") for w in (stays, leaves)]
+        counts = await owners(partitions)
+        return all(status == 200 for status, _ in ready) and counts.get("s1") == 2 and counts.get("s2") == 2
+
+    await eventually(both_ready_and_balanced, timeout=60, message="both workers ready with two partitions each")
+    status, body = await leaves.probe("/readyz")
+    assert status == 200 and len(body["owned_partitions"]) == 2  # type: ignore[arg-type]
+    # Work in flight while the worker leaves: nothing may be lost or stuck.
+    ids = await asyncio.gather(*(client.schedule_new_orchestration("hello_sequence") for _ in range(40)))
+    await eventually(lambda: _at_least(client, list(ids), 5), timeout=60, message="5 orchestrations done")
+
+    leaves.terminate()
+    stopped_at = time.monotonic()
+
+    async def s1_owns_all() -> bool:
+        return (await owners(partitions)).get("s1") == 4
+
+    await eventually(s1_owns_all, timeout=30, interval=0.1, message="hand-over after SIGTERM")
+    handover = time.monotonic() - stopped_at
+    await eventually(lambda: leaves.proc.poll() is not None, timeout=60, message="the stopped worker exits")
+    exited = time.monotonic() - stopped_at
+    assert leaves.proc.returncode == 0
+    log = leaves.log_path.read_text()
+    assert "stopping: releasing partitions" in log
+    assert (await leaves.probe("/readyz"))[0] == 0  # probes are gone with the process
+    assert (await stays.probe("/readyz"))[0] == 200
+    await eventually(lambda: _at_least(client, list(ids), 40), timeout=120, interval=0.5, message="all 40 done")
+    print(f"\nSIGTERM: partitions handed over in {handover:.1f}s, process exited 0 after {exited:.1f}s")
