@@ -5,7 +5,7 @@ JavaScript, .NET, Java, Go) and azure-functions-durable 2.x keep their state in 
 the DTAS layout. See docs/sidecar.md.
 """
 
-from .server import DEFAULT_PORT, Sidecar, TlsFiles, client_servicer
+from .server import DEFAULT_PORT, ClientEndpoint, Sidecar, TlsFiles, client_servicer
 from .service import SidecarServicer
 
-__all__ = ["DEFAULT_PORT", "Sidecar", "SidecarServicer", "TlsFiles", "client_servicer"]
+__all__ = ["DEFAULT_PORT", "ClientEndpoint", "Sidecar", "SidecarServicer", "TlsFiles", "client_servicer"]

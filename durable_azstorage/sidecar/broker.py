@@ -54,6 +54,8 @@ class PendingWork:
     work_item: Any  # pb.WorkItem without a token
     match_key: tuple[str, int | None]  # (instance id, task id) for workers that echo no token (Go)
     future: asyncio.Future[Any]
+    name: str = ""  # orchestration, activity or entity name, for workers' work-item filters
+    version: str | None = None
     token: str = ""
     worker: ConnectedWorker | None = None
     dispatches: int = 0
@@ -65,15 +67,39 @@ class ConnectedWorker:
 
     name: str
     limits: dict[Kind, int]
+    # Per kind: None takes everything; else accepted names → accepted versions (empty: any).
+    filters: dict[Kind, dict[str, frozenset[str]] | None] = field(default_factory=dict)
     outbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     in_flight: dict[str, PendingWork] = field(default_factory=dict)
     dispatched: int = 0
+    counts: dict[Kind, int] = field(default_factory=lambda: dict.fromkeys(Kind, 0))
+
+    def add(self, work: PendingWork) -> None:
+        self.in_flight[work.token] = work
+        self.counts[work.kind] += 1
+
+    def remove(self, token: str) -> None:
+        work = self.in_flight.pop(token, None)
+        if work is not None:
+            self.counts[work.kind] -= 1
 
     def busy(self, kind: Kind) -> int:
-        return sum(1 for w in self.in_flight.values() if w.kind is kind)
+        return self.counts[kind]
 
     def has_room(self, kind: Kind) -> bool:
         return self.busy(kind) < self.limits[kind]
+
+    def accepts(self, work: PendingWork) -> bool:
+        """The worker's work-item filters (as the durabletask in-memory backend reads them)."""
+        wanted = self.filters.get(work.kind)
+        if wanted is None:
+            return True
+        name = work.name.lower() if work.kind is Kind.ENTITY else work.name
+        versions = wanted.get(name)
+        if versions is None:
+            return False
+        # Activity versions are not known here (the host passes name and input): names only.
+        return not versions or work.kind is Kind.ACTIVITY or (work.version or "") in versions
 
 
 class Broker:
@@ -89,9 +115,13 @@ class Broker:
         self._stopping = False
 
     # ------------------------------------------------------------------ runtime side
-    async def run(self, kind: Kind, work_item: Any, match_key: tuple[str, int | None]) -> Any:
+    async def run(
+        self, kind: Kind, work_item: Any, match_key: tuple[str, int | None], *, name: str = "",
+        version: str | None = None,
+    ) -> Any:
         """Send ``work_item`` to a worker and return its completion (waits for one to connect)."""
-        work = PendingWork(kind, work_item, match_key, asyncio.get_running_loop().create_future())
+        future = asyncio.get_running_loop().create_future()
+        work = PendingWork(kind, work_item, match_key, future, name=name, version=version)
         if self._stopping:
             self._give_up(work)
         else:
@@ -107,7 +137,7 @@ class Broker:
         if work.token:
             self._by_token.pop(work.token, None)
         if work.worker is not None:
-            work.worker.in_flight.pop(work.token, None)
+            work.worker.remove(work.token)
             work.worker = None
             self._dispatch()
         queue = self._waiting[work.kind]
@@ -115,8 +145,10 @@ class Broker:
             queue.remove(work)
 
     # ------------------------------------------------------------------ worker side
-    def connect(self, limits: dict[Kind, int]) -> ConnectedWorker:
-        worker = ConnectedWorker(name=f"worker-{next(self._counter)}", limits=limits)
+    def connect(
+        self, limits: dict[Kind, int], filters: dict[Kind, dict[str, frozenset[str]] | None] | None = None
+    ) -> ConnectedWorker:
+        worker = ConnectedWorker(name=f"worker-{next(self._counter)}", limits=limits, filters=filters or {})
         self._workers.append(worker)
         self.connected.set()
         limits_text = {k.value: v for k, v in limits.items()}
@@ -132,6 +164,7 @@ class Broker:
             self.connected.clear()
         returned = list(worker.in_flight.values())
         worker.in_flight.clear()
+        worker.counts = dict.fromkeys(Kind, 0)
         for work in reversed(returned):
             self._by_token.pop(work.token, None)
             work.worker, work.token = None, ""
@@ -166,7 +199,7 @@ class Broker:
             )
         self._by_token.pop(work.token, None)
         if work.worker is not None:
-            work.worker.in_flight.pop(work.token, None)
+            work.worker.remove(work.token)
             work.worker = None
         work.token = ""
         self._dispatch()
@@ -183,14 +216,16 @@ class Broker:
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self) -> None:
         for kind, queue in self._waiting.items():
-            while queue:
-                worker = self._pick(kind)
-                if worker is None:
+            for work in list(queue):
+                if not any(w.has_room(kind) for w in self._workers):
                     break
-                self._send(worker, queue.popleft())
+                worker = self._pick(work)
+                if worker is not None:
+                    queue.remove(work)
+                    self._send(worker, work)
 
-    def _pick(self, kind: Kind) -> ConnectedWorker | None:
-        candidates = [w for w in self._workers if w.has_room(kind)]
+    def _pick(self, work: PendingWork) -> ConnectedWorker | None:
+        candidates = [w for w in self._workers if w.has_room(work.kind) and w.accepts(work)]
         if not candidates:
             return None
         # Fewest in flight first; among equals the one served longest ago (round robin).
@@ -200,7 +235,7 @@ class Broker:
         work.token = uuid.uuid4().hex
         work.worker = worker
         work.dispatches += 1
-        worker.in_flight[work.token] = work
+        worker.add(work)
         worker.dispatched = next(self._counter)
         self._by_token[work.token] = work
         item = type(work.work_item)()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..model import FailureDetails
+from ..model import ExecutionStartedEvent, FailureDetails
 from ..runtimes.base import ActivityResult, EpisodeRequest, EpisodeResult
 from ..runtimes.durabletask import actions_from_pb, from_pb_failure, to_pb_event
 from ..runtimes.entities import (
@@ -52,7 +52,16 @@ class RemoteOrchestrationRuntime:
                 newEvents=_events(request.new_events),
             )
         )
-        response = await self._broker.run(Kind.ORCHESTRATION, item, (request.instance_id, None))
+        started = next(
+            (e for e in (*request.past_events, *request.new_events) if isinstance(e, ExecutionStartedEvent)), None
+        )
+        response = await self._broker.run(
+            Kind.ORCHESTRATION,
+            item,
+            (request.instance_id, None),
+            name=(started.name or "") if started else "",
+            version=started.version if started else None,
+        )
         actions = actions_from_pb(request, response.actions)
         return EpisodeResult(actions=tuple(actions), custom_status=opt(response, "customStatus"))
 
@@ -74,7 +83,7 @@ class RemoteActivityRuntime:
                 taskId=task_id,
             )
         )
-        response = await self._broker.run(Kind.ACTIVITY, item, (instance_id, task_id))
+        response = await self._broker.run(Kind.ACTIVITY, item, (instance_id, task_id), name=name)
         if response.HasField("failureDetails"):
             return ActivityResult(failure_details=from_pb_failure(response.failureDetails))
         return ActivityResult(result=opt(response, "result"))
@@ -97,7 +106,8 @@ class RemoteEntityRuntime:
                 ],
             )
         )
-        response = await self._broker.run(Kind.ENTITY, item, (request.instance_id, None))
+        entity_name = request.instance_id[1:].split("@", 1)[0]
+        response = await self._broker.run(Kind.ENTITY, item, (request.instance_id, None), name=entity_name)
         return _batch_result(response)
 
 

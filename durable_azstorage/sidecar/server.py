@@ -27,7 +27,7 @@ from .remote_runtime import RemoteActivityRuntime, RemoteEntityRuntime, RemoteOr
 from .service import KeyInterceptor, SidecarServicer, add_to_server
 from .worker_service import PING_INTERVAL, WorkerService
 
-__all__ = ["DEFAULT_PORT", "Sidecar", "TlsFiles", "client_servicer", "is_loopback"]
+__all__ = ["DEFAULT_PORT", "ClientEndpoint", "Sidecar", "TlsFiles", "client_servicer", "is_loopback"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,57 @@ def is_loopback(host: str) -> bool:
 def client_servicer(account: StorageAccount, task_hub: str, client: TaskHubClient | None = None) -> SidecarServicer:
     """The client half alone, for embedding in another ``grpc.aio`` server (the Functions host)."""
     return SidecarServicer(ClientService(HubClients(account, task_hub, default_client=client)))
+
+
+class ClientEndpoint:
+    """The client half alone on its own ``grpc.aio`` server (no worker, no partitions).
+
+    For hosts that run user code themselves but must answer gRPC clients, such as the
+    Functions host for azure-functions-durable 2.x (``rpcBaseUrl`` = ``http://127.0.0.1:PORT``).
+    ``client`` (an open async TaskHubClient, e.g. over the host worker's own storage) serves
+    the default hub; other hubs named in ``taskhub`` metadata are opened on demand.
+    """
+
+    def __init__(
+        self,
+        account: StorageAccount,
+        task_hub: str,
+        *,
+        client: TaskHubClient | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if not is_loopback(host):
+            raise ConfigurationError(f"the client endpoint serves loopback only, not {host}")
+        self._hubs = HubClients(account, task_hub, default_client=client)
+        self.host, self.port = host, port
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        server = grpc.aio.server(options=_GRPC_OPTIONS)
+        add_to_server(SidecarServicer(ClientService(self._hubs)), server)
+        self.port = server.add_insecure_port(f"{self.host}:{self.port}")
+        await server.start()
+        self._server = server
+
+    async def stop(self, grace: float = 1.0) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+        await self._hubs.close()
+
+    async def __aenter__(self) -> ClientEndpoint:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
 
 
 class Sidecar:

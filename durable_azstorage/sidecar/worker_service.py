@@ -43,8 +43,29 @@ class WorkerService:
             Kind.ENTITY: request.maxConcurrentEntityWorkItems or orchestrations,
         }
 
+    @staticmethod
+    def _filters(request: Any) -> dict[Kind, dict[str, frozenset[str]] | None]:
+        """``workItemFilters`` as the durabletask in-memory backend reads them: absent means
+        everything; present, each kind lists the names (and versions) the worker takes."""
+        if not request.HasField("workItemFilters"):
+            return {}
+        wf = request.workItemFilters
+
+        def names(filters: Any, lower: bool = False) -> dict[str, frozenset[str]]:
+            out: dict[str, frozenset[str]] = {}
+            for f in filters:
+                key = f.name.lower() if lower else f.name
+                out[key] = out.get(key, frozenset()) | frozenset(getattr(f, "versions", ()))
+            return out
+
+        return {
+            Kind.ORCHESTRATION: names(wf.orchestrations),
+            Kind.ACTIVITY: names(wf.activities),
+            Kind.ENTITY: names(wf.entities, lower=True),
+        }
+
     async def GetWorkItems(self, request: Any, context: Any) -> AsyncIterator[Any]:
-        worker = self.broker.connect(self._limits(request))
+        worker = self.broker.connect(self._limits(request), self._filters(request))
         try:
             while True:
                 try:

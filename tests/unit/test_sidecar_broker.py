@@ -93,3 +93,23 @@ async def test_stopping_gives_waiting_work_back() -> None:
         await orch
     with pytest.raises(asyncio.CancelledError):
         await act
+
+
+async def test_work_item_filters_route_by_name_and_version() -> None:
+    broker = Broker()
+    orders = broker.connect(_limits(), {Kind.ORCHESTRATION: {"orders": frozenset()}, Kind.ACTIVITY: {}})
+    billing = broker.connect(_limits(), {Kind.ORCHESTRATION: {"billing": frozenset({"2"})}})
+    runs = [
+        asyncio.ensure_future(broker.run(Kind.ORCHESTRATION, _item("a"), ("a", None), name="billing", version="1")),
+        asyncio.ensure_future(broker.run(Kind.ORCHESTRATION, _item("b"), ("b", None), name="orders")),
+        asyncio.ensure_future(broker.run(Kind.ORCHESTRATION, _item("c"), ("c", None), name="billing", version="2")),
+        asyncio.ensure_future(broker.run(Kind.ACTIVITY, _item("d"), ("d", 1), name="charge")),
+    ]
+    await _settle()
+    assert orders.outbox.get_nowait().orchestratorRequest.instanceId == "b"
+    assert billing.outbox.get_nowait().orchestratorRequest.instanceId == "c"
+    assert billing.outbox.get_nowait().orchestratorRequest.instanceId == "d"  # no activity filter: takes all
+    # Version 1 of billing matches no connected worker: it waits, nothing else is blocked by it.
+    assert broker.waiting(Kind.ORCHESTRATION) == 1 and orders.outbox.empty()
+    for r in runs:
+        r.cancel()
