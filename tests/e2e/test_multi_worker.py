@@ -236,3 +236,53 @@ async def test_sigterm_readiness_then_hand_over_then_exit_zero(
     assert (await stays.probe("/readyz"))[0] == 200
     await eventually(lambda: _at_least(client, list(ids), 40), timeout=120, interval=0.5, message="all 40 done")
     print(f"\nSIGTERM: partitions handed over in {handover:.1f}s, process exited 0 after {exited:.1f}s")
+
+
+async def test_scale_out_one_then_three_hosts_spread_work_and_survive_a_removed_host(
+    hub_setup: tuple[Spawn, TaskHubClient, TableClient],
+) -> None:
+    """1 host owns all partitions; 3 hosts split them (2/1/1) and all run work; a killed host's
+    partitions move to the others once its lease runs out. Throughput per step is printed (the
+    scale-out figures themselves come from ``python -m benchmarks.scale_out``)."""
+    spawn, client, partitions = hub_setup
+    hosts = {"h1": spawn("h1")}
+
+    async def counts_are(expected: list[int]) -> bool:
+        counts = await owners(partitions)
+        return sorted(v for k, v in counts.items() if k) == expected and "" not in counts
+
+    await eventually(lambda: counts_are([4]), timeout=60, message="one host owns all four partitions")
+
+    async def run_batch(n: int) -> tuple[list[str], float]:
+        started = time.monotonic()
+        ids = list(await asyncio.gather(*(client.schedule_new_orchestration("hello_sequence") for _ in range(n))))
+        await eventually(lambda: _at_least(client, ids, n), timeout=240, interval=0.25, message=f"{n} done")
+        return ids, time.monotonic() - started
+
+    _, one_host = await run_batch(30)
+    hosts.update(h2=spawn("h2"), h3=spawn("h3"))
+    await eventually(lambda: counts_are([1, 1, 2]), timeout=60, message="three hosts share the partitions 2/1/1")
+    spread = await owners(partitions)
+    assert set(spread) == {"h1", "h2", "h3"}
+    assert spread["h1"] <= 2  # the first host gave partitions up (rebalanced), not just kept them
+
+    ids, three_hosts = await run_batch(30)
+    outputs = [await client.get_orchestration_state(i) for i in ids]
+    activity_hosts = {line.rsplit(" ", 1)[-1] for s in outputs if s and s.output for line in json.loads(s.output)}
+    assert activity_hosts == {"h1", "h2", "h3"}  # every host ran activities
+    print(f"\nscale-out: 30 hello_sequences in {one_host:.1f}s on 1 host, {three_hosts:.1f}s on 3 hosts")
+
+    victim = next(name for name in ("h2", "h3") if spread[name] == 1)
+    rows = [e async for e in partitions.query_entities("PartitionKey eq ''")]
+    owned_by_victim = [str(e["RowKey"]) for e in rows if e.get("CurrentOwner") == victim]
+    hosts[victim].kill9()
+    killed_at = time.monotonic()
+    await eventually(lambda: counts_are([2, 2]), timeout=LEASE_SECONDS * 4, interval=0.25,
+                     message="the removed host's partition taken over")  # fmt: skip
+    takeover = time.monotonic() - killed_at
+    after = {str(e["RowKey"]): e.get("CurrentOwner") async for e in partitions.query_entities("PartitionKey eq ''")}
+    assert all(after[name] in ("h1", "h2", "h3") and after[name] != victim for name in owned_by_victim)
+    assert takeover <= LEASE_SECONDS + 5, f"take-over took {takeover:.1f}s, lease {LEASE_SECONDS}s"
+    print(f"removed host (kill -9): its partition taken over after {takeover:.1f}s (lease {LEASE_SECONDS:.0f}s)")
+    _, after_removal = await run_batch(10)
+    print(f"10 more on the 2 remaining hosts in {after_removal:.1f}s")
