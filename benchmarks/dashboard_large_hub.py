@@ -77,7 +77,7 @@ async def measure(account: StorageAccount, hub: str, repeat: int) -> list[dict[s
             "instances, updated in the last 10 min": "/instances?top=50&updatedFrom="
             + (datetime.now(timezone.utc) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "one instance": "/instances/inst-04242",
-            "overview (status count scan)": "/overview",
+            "overview (recount in the background)": "/overview",
         }
         out = []
         async with aiohttp.ClientSession() as http:

@@ -21,7 +21,14 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.dashboard import create_dashboard_app
 from durable_azstorage.model import OrchestrationStatus
-from tests.browser.hub import CHROMIUM_FLAGS, PopulatedHub, chromium_path, populated_hub, wait_status
+from tests.browser.hub import (
+    CHROMIUM_FLAGS,
+    PopulatedHub,
+    chromium_path,
+    populated_hub,
+    quarantine_event,
+    wait_status,
+)
 from tests.helpers import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -174,10 +181,22 @@ async def test_entity_state_and_signal(hub: PopulatedHub, page: Page) -> None:
     await page.fill("#confirm-fields textarea[name=input]", "2")
     await page.click("#confirm-ok")
     await expect(page.locator("#entity-state")).to_have_text("7", timeout=LONG)
+    await page.locator(".crumbs a").first.click()
+    await page.click("#clean-entities")
+    await page.click("#confirm-ok")
+    await expect(page.locator("#toast")).to_contain_text("Removed 0 empty entities, released 0 orphaned locks")
+    await expect(page.locator('#entities-table tr[data-entity="@counter@c1"]')).to_contain_text("7")
 
 
-async def test_requeue_a_poison_message_delivers_it(hub: PopulatedHub, page: Page) -> None:
+async def test_requeue_a_poison_message_delivers_it_and_drop_deletes_one(hub: PopulatedHub, page: Page) -> None:
+    dropped = await quarantine_event(hub.client, "doomed-1", "approve", '"too late"')
     await page.goto(f"{hub.url}/overview")
+    gone = page.locator(f'#poison tr[data-message-id="{dropped}"]')
+    await gone.locator('button[data-action="drop"]').click()
+    await expect(page.locator("#confirm-title")).to_contain_text("Drop message")
+    await page.click("#confirm-ok")
+    await expect(gone).to_have_count(0)
+    assert await hub.client._hub.poison.get(hub.client._hub.names.control_queue_for("doomed-1"), dropped) is None
     row = page.locator(f'#poison tr[data-message-id="{hub.ids["poison"]}"]')
     await expect(row).to_contain_text("approval-2")
     await row.locator('button[data-action="requeue"]').click()
