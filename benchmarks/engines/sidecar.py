@@ -30,6 +30,9 @@ class SidecarEngine(AzStorageEngine):
     name = "durable_azstorage-sidecar"
 
     def __init__(self, connection_string: str, *, server_pid: int | None = None, **settings: Any) -> None:
+        from durable_azstorage.sidecar.server import SIDECAR_ACTIVITY_SLOTS
+
+        settings.setdefault("max_concurrent_activities", SIDECAR_ACTIVITY_SLOTS)  # the sidecar's default
         super().__init__(connection_string, server_pid=server_pid, **settings)
         for noisy in ("durabletask", "durabletask-client", "durabletask-worker", "grpc"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -29,6 +29,10 @@ def register(cli: click.Group) -> None:
     @click.option("--partition-count", type=click.IntRange(1, 16), default=4, show_default=True)
     @click.option("--worker-id", help="Identity in the Partitions table (default: host:pid).")
     @click.option("--max-polling-interval", type=float, default=30.0, show_default=True, help="Seconds.")
+    @click.option(
+        "--max-concurrent-activities", type=click.IntRange(1, 10_000), default=100, show_default=True,
+        help="Activity work items held for connected workers at once (workers' own limits still apply).",
+    )
     @click.option("--visibility-timeout", type=float, default=300.0, show_default=True, help="Seconds, both queues.")
     @click.option(
         "--lease-interval", type=float, default=30.0, show_default=True,
@@ -46,6 +50,7 @@ def register(cli: click.Group) -> None:
         partition_count: int,
         worker_id: str | None,
         max_polling_interval: float,
+        max_concurrent_activities: int,
         visibility_timeout: float,
         lease_interval: float,
         dashboard_port: int | None,
@@ -61,6 +66,7 @@ def register(cli: click.Group) -> None:
         overrides: dict[str, Any] = {
             "task_hub_name": task_hub_name,
             "partition_count": partition_count,
+            "max_concurrent_activities": max_concurrent_activities,
             "max_queue_polling_interval": timedelta(seconds=max_polling_interval),
             "control_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
             "work_item_queue_visibility_timeout": timedelta(seconds=visibility_timeout),

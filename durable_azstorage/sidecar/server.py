@@ -32,6 +32,10 @@ __all__ = ["DEFAULT_PORT", "ClientEndpoint", "Sidecar", "TlsFiles", "client_serv
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 4001
+# Activity work items the host holds for remote workers at once. In-process, 10 bounds the
+# thread pool; here the connected workers' own limits bound execution, and a work item beyond
+# the host's slots waits in the shared queue behind the polling back-off instead.
+SIDECAR_ACTIVITY_SLOTS = 100
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # histories and payloads beyond gRPC's 4 MB default
 _GRPC_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -138,7 +142,7 @@ class Sidecar:
                 "or bind to localhost"
             )
         self.account = account
-        self.settings = settings or WorkerSettings()
+        self.settings = settings or WorkerSettings(max_concurrent_activities=SIDECAR_ACTIVITY_SLOTS)
         self.host = host
         self.port = port
         self._key = key
