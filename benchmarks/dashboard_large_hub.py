@@ -22,21 +22,20 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.azurite import Azurite
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.dashboard import counted_account, create_dashboard_app
 from durable_azstorage.model import ExecutionStartedEvent, OrchestrationInstance
-from durable_azstorage.storage import instance_codec
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.taskhub import TaskHub
+from durable_azstorage.storage import TaskHubResources, instance_codec
 
 STATUSES = ["Completed"] * 80 + ["Running"] * 15 + ["Failed"] * 4 + ["Terminated"]
 NAMES = ["order_flow", "payment_flow", "shipping_flow", "hello_sequence"]
 
 
 async def populate(account: StorageAccount, hub: str, count: int) -> float:
-    await TaskHub(account, TaskHubNames(hub)).create()
+    await TaskHubResources(account, TaskHubNames(hub)).create()
     start = time.perf_counter()
     base = datetime.now(timezone.utc) - timedelta(hours=2)
     async with account.table_service() as tables:

@@ -14,8 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from .app_files import ci_value
+from .codec.names import DEFAULT_PARTITION_COUNT, validate_partition_count, validate_task_hub_name
 from .errors import ConfigurationError
-from .storage.names import DEFAULT_PARTITION_COUNT, validate_partition_count, validate_task_hub_name
 
 __all__ = ["WorkerSettings"]
 

@@ -23,13 +23,13 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.metrics import TransactionCounter, classify_request
 from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.settings import WorkerSettings
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.taskhub import TaskHub
+from durable_azstorage.storage import TaskHubResources
 from durable_azstorage.worker import Worker
 
 from .. import app
@@ -129,7 +129,7 @@ class AzStorageEngine(Engine):
 
     async def cleanup(self) -> None:
         names = TaskHubNames(self.hub_name, self.settings.partition_count)
-        await TaskHub(self._plain_account, names).delete()
+        await TaskHubResources(self._plain_account, names).delete()
 
     async def start_many(self, orchestrator: str, inputs: list[Any]) -> list[str]:
         gate = asyncio.Semaphore(10)

@@ -61,7 +61,7 @@ class SidecarEngine(AzStorageEngine):
             await asyncio.sleep(0.05)
 
     async def _open_clients(self) -> None:
-        from durable_azstorage.client import TaskHubClient
+        from durable_azstorage.aio import TaskHubClient
 
         self._client = await TaskHubClient.open(self._engine_account, self.hub_name)
         self._monitor = await TaskHubClient.open(self._monitor_account, self.hub_name)

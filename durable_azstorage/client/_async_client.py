@@ -18,6 +18,9 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 
+from ..codec.names import validate_instance_id
+from ..codec.partitioning import escape_partition_key
+from ..codec.queue_codec import MessageData
 from ..connection import StorageAccount
 from ..errors import InstanceAlreadyExistsError, InstanceNotFoundError, InvalidInstanceStateError
 from ..model import (
@@ -34,11 +37,8 @@ from ..model import (
     TaskMessage,
     utc_now,
 )
-from ..model.status import TERMINAL_STATUSES
-from ..storage.hub import TaskHubStorage
-from ..storage.names import validate_instance_id
-from ..storage.partitioning import escape_partition_key
-from ..storage.queue_codec import MessageData
+from ..model.status import RUNNING_STATUSES, TERMINAL_STATUSES
+from ..storage import PoisonRecord, TaskHubResources, TaskHubStorage
 from ..storage.queues import next_sequence_number
 from ._entities import EntityClientMixin
 from ._payloads import management_urls
@@ -51,14 +51,6 @@ log = logging.getLogger(__name__)
 #: default): a running instance is never silently overwritten.
 DEFAULT_DEDUPE_STATUSES = frozenset(
     {OrchestrationStatus.Running, OrchestrationStatus.Pending, OrchestrationStatus.Suspended}
-)
-_RUNNING_STATES = frozenset(
-    {
-        OrchestrationStatus.Running,
-        OrchestrationStatus.Pending,
-        OrchestrationStatus.Suspended,
-        OrchestrationStatus.ContinuedAsNew,
-    }
 )
 _CLIENT_SENDER = OrchestrationInstance(instance_id="", execution_id="")
 _PURGE_CONCURRENCY = 8
@@ -107,6 +99,11 @@ class TaskHubClient(EntityClientMixin):
     def task_hub_name(self) -> str:
         return self._hub.names.task_hub
 
+    @property
+    def storage(self) -> TaskHubStorage:
+        """The hub's stores, for tools that read beyond the client API (dashboard, doctor)."""
+        return self._hub
+
     async def close(self) -> None:
         await self._hub.close()
 
@@ -117,6 +114,24 @@ class TaskHubClient(EntityClientMixin):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    async def create_task_hub(self) -> None:
+        """Create the hub's tables, queues and containers where missing (idempotent), as a host does."""
+        await TaskHubResources(self._hub.account, self._hub.names).create()
+
+    async def list_poison_messages(self, queue: str | None = None) -> list[PoisonRecord]:
+        """Quarantined messages of the hub (or of one queue), oldest first."""
+        return [record async for record in self._hub.poison.list(queue)]
+
+    async def release_poison_message(self, queue: str, message_id: str, *, requeue: bool) -> bool:
+        """Put a quarantined message back on its queue (``requeue``) or drop it; False if unknown."""
+        record = await self._hub.poison.get(queue, message_id)
+        if record is None:
+            return False
+        if requeue:
+            await self._hub.queue_service.get_queue_client(queue).send_message(record.body)
+        await self._hub.poison.remove(queue, message_id)
+        return True
 
     async def schedule_new_orchestration(
         self,
@@ -238,7 +253,7 @@ class TaskHubClient(EntityClientMixin):
             state = await self.get_orchestration_state(instance_id, fetch_payloads=fetch_payloads)
             if on_poll is not None:
                 on_poll(state)
-            if state is not None and state.runtime_status not in _RUNNING_STATES:
+            if state is not None and state.runtime_status not in RUNNING_STATUSES:
                 return state
             if deadline is not None and loop.time() >= deadline:
                 raise TimeoutError(f"instance {instance_id!r} did not complete within {timeout} s")

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..codec import entity_codec, instance_codec
+from ..codec.queue_codec import MessageData
 from ..errors import LargePayloadError
 from ..model import EventRaisedEvent, OrchestrationInstance, OrchestrationState, OrchestrationStatus, TaskMessage
 from ..model import utc_now as _utc_now
@@ -33,12 +35,10 @@ from ..model.entities import (
     scheduled_request_event_name,
     ticks_from_datetime,
 )
-from ..storage import entity_codec, instance_codec
-from ..storage.queue_codec import MessageData
 from ..storage.queues import next_sequence_number
 
 if TYPE_CHECKING:
-    from ..storage.hub import TaskHubStorage
+    from ..storage import TaskHubStorage
 
 __all__ = [
     "CleanEntityStorageResult",

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from ..connection import StorageAccount
 from ..model import HistoryEvent, OrchestrationState, OrchestrationStatus
+from ..storage import PoisonRecord, TaskHubStorage
 from ._async_client import DEFAULT_DEDUPE_STATUSES, InstancePage, PurgeResult
 from ._async_client import TaskHubClient as AsyncTaskHubClient
 from ._entities import SyncEntityClientMixin
@@ -71,6 +72,11 @@ class TaskHubClient(SyncEntityClientMixin):
     @property
     def task_hub_name(self) -> str:
         return self._client.task_hub_name
+
+    @property
+    def storage(self) -> TaskHubStorage:
+        """The hub's stores (async objects: use them from :attr:`aio`'s loop)."""
+        return self._client.storage
 
     @property
     def aio(self) -> AsyncTaskHubClient:
@@ -156,6 +162,15 @@ class TaskHubClient(SyncEntityClientMixin):
                 instance_id, timeout=timeout, fetch_payloads=fetch_payloads, on_poll=on_poll
             )
         )
+
+    def create_task_hub(self) -> None:
+        self._run(self._client.create_task_hub())
+
+    def list_poison_messages(self, queue: str | None = None) -> list[PoisonRecord]:
+        return self._run(self._client.list_poison_messages(queue))
+
+    def release_poison_message(self, queue: str, message_id: str, *, requeue: bool) -> bool:
+        return self._run(self._client.release_poison_message(queue, message_id, requeue=requeue))
 
     def purge_instance(self, instance_id: str) -> PurgeResult:
         return self._run(self._client.purge_instance(instance_id))

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from azure.core.exceptions import ResourceNotFoundError
 
-from ..client._async_client import TaskHubClient
+from ..aio import TaskHubClient
 from ..errors import DurableAzStorageError, InstanceNotFoundError, InvalidInstanceStateError
 from ..metrics import TransactionCounter
 from ..model import OrchestrationStatus
@@ -86,7 +86,7 @@ class _Dashboard:
         return web.json_response(
             {
                 "taskHub": self.client.task_hub_name,
-                "partitionCount": len(self.client._hub.names.control_queues),
+                "partitionCount": len(self.client.storage.names.control_queues),
                 "statuses": list(OrchestrationStatus.__members__),
                 "managementApi": "/runtime/webhooks/durabletask",
             }

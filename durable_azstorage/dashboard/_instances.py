@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..client._async_client import TaskHubClient
-from ..client._payloads import parse_json_or_text, raw_event_dict
+from ..aio import TaskHubClient
+from ..client import parse_json_or_text, raw_event_dict
+from ..codec import instance_codec
 from ..model import ExecutionStartedEvent, OrchestrationState, OrchestrationStatus
-from ..storage import instance_codec
 from ..storage.history_store import odata_string
 from ..storage.instance_store import (
     INSTANCE_COLUMNS,
@@ -85,7 +85,7 @@ async def query_page(
     query we keep reading for up to 2 s to fill the page, asking each time only for what is
     missing, so the token always points just after the last row returned.
     """
-    hub = client._hub
+    hub = client.storage
     table = hub.table_service.get_table_client(hub.names.instances_table)
     odata = query.odata()
     loop = asyncio.get_running_loop()
@@ -133,7 +133,7 @@ async def instance_detail(client: TaskHubClient, instance_id: str, now: datetime
     state = await client.get_orchestration_state(instance_id)
     if state is None:
         return None
-    events = list((await client._hub.history.load(instance_id)).events)
+    events = list((await client.storage.history.load(instance_id)).events)
     started = next((e for e in events if isinstance(e, ExecutionStartedEvent)), None)
     parent = started.parent_instance if started is not None else None
     parent_id = parent.orchestration_instance.instance_id if parent and parent.orchestration_instance else None

@@ -7,8 +7,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..client._async_client import TaskHubClient
-from ..client._entities import EntityMetadata, _metadata
+from ..aio import TaskHubClient
+from ..client import EntityMetadata, _metadata
 from ..errors import DurableAzStorageError, InstanceNotFoundError
 from ..model.entities import EntityId
 from ..storage.poison_store import PoisonRecord
@@ -37,7 +37,7 @@ def _poison_json(record: PoisonRecord) -> dict[str, Any]:
 
 async def poison_list(client: TaskHubClient, limit: int = 500) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    async for record in client._hub.poison.list():
+    async for record in client.storage.poison.list():
         out.append(_poison_json(record))
         if len(out) >= limit:
             break
@@ -49,7 +49,7 @@ async def poison_resolve(client: TaskHubClient, queue: str, message_id: str, *, 
 
     Only this hub's queues are accepted, so a crafted request cannot write elsewhere.
     """
-    hub = client._hub
+    hub = client.storage
     allowed = {*hub.names.control_queues, hub.names.work_item_queue}
     if queue not in allowed:
         raise ValueError(f"queue {queue!r} is not a queue of task hub {hub.names.task_hub!r}")

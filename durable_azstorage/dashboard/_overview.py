@@ -19,7 +19,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-from ..client._async_client import TaskHubClient
+from ..aio import TaskHubClient
 from ..metrics import TransactionCounter
 from ..model import OrchestrationStatus
 from ._timeline import iso_ms
@@ -47,7 +47,7 @@ HealthCheck = Callable[[TaskHubClient], Awaitable[list[HealthFinding]]]
 
 async def queue_depth(client: TaskHubClient, queue_name: str, now: datetime) -> dict[str, Any]:
     """Approximate message count and the age of the oldest *visible* message (one peek)."""
-    queue = client._hub.queue_service.get_queue_client(queue_name)
+    queue = client.storage.queue_service.get_queue_client(queue_name)
     try:
         properties = await queue.get_queue_properties()
         peeked = await queue.peek_messages(max_messages=1)
@@ -64,7 +64,7 @@ async def queue_depth(client: TaskHubClient, queue_name: str, now: datetime) -> 
 
 async def partitions(client: TaskHubClient, now: datetime) -> list[dict[str, Any]]:
     """The ``{Hub}Partitions`` rows with each control queue's depth and oldest message age."""
-    hub = client._hub
+    hub = client.storage
     table = hub.table_service.get_table_client(hub.names.partitions_table)
     try:
         rows = {str(e["RowKey"]): e async for e in table.query_entities("PartitionKey eq ''")}
@@ -93,7 +93,7 @@ async def partitions(client: TaskHubClient, now: datetime) -> list[dict[str, Any
 
 
 async def poison_count(client: TaskHubClient) -> int:
-    hub = client._hub
+    hub = client.storage
     table = hub.table_service.get_table_client(hub.names.poison_table)
     try:
         return len([e async for e in table.list_entities(select=["PartitionKey"])])
@@ -103,7 +103,7 @@ async def poison_count(client: TaskHubClient) -> int:
 
 async def status_counts(client: TaskHubClient) -> dict[str, int]:
     """Orchestrations per runtime status (entities excluded): one projected scan."""
-    hub = client._hub
+    hub = client.storage
     table = hub.table_service.get_table_client(hub.names.instances_table)
     counts: Counter[str] = Counter()
     try:
@@ -233,7 +233,7 @@ async def overview(
     now = datetime.now(timezone.utc)
     parts, work_items, poison, latest = await asyncio.gather(
         partitions(client, now),
-        queue_depth(client, client._hub.names.work_item_queue, now),
+        queue_depth(client, client.storage.names.work_item_queue, now),
         poison_count(client),
         sampler.latest(),
     )

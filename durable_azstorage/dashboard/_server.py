@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..client._async_client import TaskHubClient
+from ..aio import TaskHubClient
 from ..connection import StorageAccount
 from ..errors import ConfigurationError
-from ..http._app import DEFAULT_MAX_BODY_BYTES, create_app, is_loopback
+from ..http import DEFAULT_MAX_BODY_BYTES, create_app, is_loopback
 from ..metrics import TransactionCounter
 from ._app import mount_dashboard
 from ._overview import HealthCheck

@@ -23,12 +23,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ..aio import TaskHubClient
 from ..app_files import AppFiles, load_app_files
-from ..client._async_client import TaskHubClient
-from ..client._payloads import BASE_PATH
+from ..client import BASE_PATH
 from ..connection import StorageAccount
 from ..errors import ConfigurationError
-from ..http._app import RPC_BASE_PATH, create_app, is_loopback
+from ..http import RPC_BASE_PATH, create_app, is_loopback
 from ..runtimes.entities import EntityRuntimeByName
 from ..runtimes.functions import FunctionsActivityRuntime, FunctionsOrchestrationRuntime
 from ..runtimes.functions_entities import FunctionsEntityRuntime

@@ -15,10 +15,10 @@ import json
 
 from aiohttp import web
 
-from ..client._entities import EntityMetadata
+from ..client import EntityMetadata
+from ..codec.netjson import format_datetime
 from ..model.entities import EntityId
-from ..storage.netjson import format_datetime
-from ._app import _BadRequest, _client, _error, _flag, _query_ci, _time, rpc_payload
+from ._requests import BadRequest, client_of, error_response, flag, query_ci, rpc_payload, time_param
 
 __all__ = ["add_entity_routes"]
 
@@ -29,12 +29,12 @@ def _entity_id(request: web.Request) -> EntityId:
     name = request.match_info.get("entityName", "")
     key = request.match_info.get("entityKey", "")
     if not name:
-        raise _BadRequest("an entity name is required")
+        raise BadRequest("an entity name is required")
     return EntityId.of(name, "" if key == _EMPTY_KEY else key)
 
 
 async def signal(request: web.Request) -> web.Response:
-    client = _client(request)
+    client = client_of(request)
     entity_id = _entity_id(request)
     operation = "delete" if request.method == "DELETE" else (request.query.get("op") or "")
     raw = await request.read()
@@ -45,7 +45,7 @@ async def signal(request: web.Request) -> web.Response:
             try:
                 value = json.loads(text)
             except ValueError as exc:
-                raise _BadRequest(f"Could not parse JSON content: {exc}") from exc
+                raise BadRequest(f"Could not parse JSON content: {exc}") from exc
             payload = rpc_payload(request, value) or json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         else:
             payload = json.dumps(text, ensure_ascii=False)
@@ -54,11 +54,11 @@ async def signal(request: web.Request) -> web.Response:
 
 
 async def get_entity(request: web.Request) -> web.Response:
-    client = _client(request)
+    client = client_of(request)
     entity_id = _entity_id(request)
     metadata = await client.get_entity(entity_id)
     if metadata is None or metadata.state is None:
-        return _error(404, f"entity {entity_id} does not exist")
+        return error_response(404, f"entity {entity_id} does not exist")
     return web.Response(status=200, text=metadata.state, content_type="application/json")
 
 
@@ -71,15 +71,15 @@ def _status_item(m: EntityMetadata) -> dict[str, object]:
 
 
 async def list_entities(request: web.Request) -> web.Response:
-    client = _client(request)
-    top_text = _query_ci(request, "top") or "100"
+    client = client_of(request)
+    top_text = query_ci(request, "top") or "100"
     if not top_text.isdigit() or not 1 <= int(top_text) <= 1000:
-        raise _BadRequest("query parameter 'top' must be an integer between 1 and 1000")
+        raise BadRequest("query parameter 'top' must be an integer between 1 and 1000")
     page = await client.list_entities(
         name=request.match_info.get("entityName") or None,
-        last_operation_from=_time(request, "lastOperationTimeFrom"),
-        last_operation_to=_time(request, "lastOperationTimeTo"),
-        include_state=_flag(request, "fetchState", False),
+        last_operation_from=time_param(request, "lastOperationTimeFrom"),
+        last_operation_to=time_param(request, "lastOperationTimeTo"),
+        include_state=flag(request, "fetchState", False),
         page_size=int(top_text),
         continuation_token=request.headers.get("x-ms-continuation-token") or None,
     )

@@ -7,10 +7,11 @@ import logging
 
 from aiohttp import web
 
-from ..client._async_client import TaskHubClient
+from ..aio import TaskHubClient
 from ..connection import StorageAccount
 from ..errors import ConfigurationError
-from ._app import DEFAULT_MAX_BODY_BYTES, create_app, is_loopback
+from ._app import create_app
+from ._requests import DEFAULT_MAX_BODY_BYTES, is_loopback
 
 __all__ = ["serve"]
 

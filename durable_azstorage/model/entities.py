@@ -11,7 +11,7 @@ Times that take part in message ordering are kept as .NET ticks (100 ns since 00
 the sorter bumps timestamps by one tick and a microsecond ``datetime`` would merge two
 distinct .NET timestamps into one and drop a message as a duplicate.
 
-Pure: no JSON (see :mod:`durable_azstorage.storage.entity_codec`), no I/O.
+Pure: no JSON (see :mod:`durable_azstorage.codec.entity_codec`), no I/O.
 """
 
 from __future__ import annotations

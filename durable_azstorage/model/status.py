@@ -8,7 +8,8 @@ from datetime import datetime
 
 from .messages import FailureDetails, OrchestrationInstance, ParentInstance
 
-__all__ = ["OrchestrationState", "OrchestrationStatus", "TERMINAL_STATUSES"]
+__all__ = [
+    "RUNNING_STATUSES","OrchestrationState", "OrchestrationStatus", "TERMINAL_STATUSES"]
 
 
 class OrchestrationStatus(enum.IntEnum):
@@ -36,6 +37,16 @@ TERMINAL_STATUSES = frozenset(
         OrchestrationStatus.Terminated,
     }
 )
+
+RUNNING_STATUSES = frozenset(
+    {
+        OrchestrationStatus.Running,
+        OrchestrationStatus.Pending,
+        OrchestrationStatus.Suspended,
+        OrchestrationStatus.ContinuedAsNew,
+    }
+)
+"""Not finished: a waiter keeps waiting and the HTTP status route answers 202."""
 
 
 @dataclass(kw_only=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from ..codec import entity_codec
 from ..errors import MessageDecodeError
 from ..model import EventSentEvent, ExecutionStartedEvent, HistoryEvent
 from ..model.entities import (
@@ -32,7 +33,6 @@ from ..model.entities import (
     scheduled_request_event_name,
     ticks_from_datetime,
 )
-from ..storage import entity_codec
 from .actions import SendEvent
 
 __all__ = ["EntityMessageEncoder"]

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..aio import TaskHubClient
+from ..codec.names import TaskHubNames
 from ..errors import InstanceNotFoundError, InvalidInstanceStateError
 from ..model import (
     ExecutionCompletedEvent,
@@ -28,8 +29,7 @@ from ..model import (
 )
 from ..model.entities import EntityId
 from ..model.status import TERMINAL_STATUSES
-from ..storage.names import TaskHubNames
-from ..storage.taskhub import TaskHub
+from ..storage import TaskHubResources
 from ._proto import history_chunks, opt, opt_time, parse_failure_text, pb, state_pb, sv, ts, wrappers_pb2
 from .errors import map_errors, map_stream_errors
 from .hubs import HubClients, task_hub_of
@@ -390,7 +390,7 @@ class ClientService:
     async def CreateTaskHub(self, request: Any, context: Any) -> Any:
         """Creates the hub's queues, tables and containers (``recreateIfExists`` deletes first)."""
         name = task_hub_of(context) or self.hubs.default_hub
-        hub = TaskHub(self.hubs.account, TaskHubNames(name))
+        hub = TaskHubResources(self.hubs.account, TaskHubNames(name))
         if request.recreateIfExists:
             await hub.delete()
             self.hubs.forget(name)
@@ -400,7 +400,7 @@ class ClientService:
     @map_errors
     async def DeleteTaskHub(self, request: Any, context: Any) -> Any:
         name = task_hub_of(context) or self.hubs.default_hub
-        await TaskHub(self.hubs.account, TaskHubNames(name)).delete()
+        await TaskHubResources(self.hubs.account, TaskHubNames(name)).delete()
         self.hubs.forget(name)
         return pb.DeleteTaskHubResponse()
 

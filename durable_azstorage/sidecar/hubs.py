@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 from ..aio import TaskHubClient
+from ..codec.names import validate_task_hub_name
 from ..connection import StorageAccount
 from ..errors import TaskHubNotFoundError
-from ..storage.hub import TaskHubStorage
-from ..storage.names import validate_task_hub_name
+from ..storage import TaskHubStorage
 
 __all__ = ["HubClients", "task_hub_of"]
 

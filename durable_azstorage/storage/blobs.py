@@ -14,7 +14,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from .queue_codec import gunzip_text, gzip_text
+from ..codec.queue_codec import gunzip_text, gzip_text
 
 __all__ = ["LargePayloadStore", "gunzip_text", "gzip_text"]
 

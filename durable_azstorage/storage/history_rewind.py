@@ -18,8 +18,8 @@ from azure.core import MatchConditions
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
+from ..codec.partitioning import SENTINEL_ROW_KEY, escape_partition_key
 from ..errors import InstanceNotFoundError
-from .partitioning import SENTINEL_ROW_KEY, escape_partition_key
 
 __all__ = ["MarkPending", "rewind_history"]
 

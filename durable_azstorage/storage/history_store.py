@@ -21,12 +21,13 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
+from ..codec import history_codec as codec
+from ..codec import table_columns
+from ..codec.partitioning import SENTINEL_ROW_KEY, escape_partition_key, history_row_key
 from ..errors import CheckpointConflictError
 from ..model import HistoryEvent
-from . import table_codec as codec
 from .blobs import LargePayloadStore
 from .history_rewind import MarkPending, rewind_history
-from .partitioning import SENTINEL_ROW_KEY, escape_partition_key, history_row_key
 
 __all__ = [
     "MAX_EVENTS_PER_TRANSACTION",
@@ -155,8 +156,8 @@ class HistoryStore:
         """Replace every ``{Prop}BlobName`` column by the blob's text, in place."""
         jobs: list[tuple[TableEntity, str, str]] = []
         for row in rows:
-            for prop in codec.LARGE_PROPERTY_CANDIDATES:
-                blob_name = row.get(codec.blob_name_property(prop))
+            for prop in table_columns.LARGE_PROPERTY_CANDIDATES:
+                blob_name = row.get(table_columns.blob_name_property(prop))
                 if isinstance(blob_name, str) and blob_name:
                     jobs.append((row, prop, blob_name))
         if not jobs:
@@ -164,7 +165,7 @@ class HistoryStore:
         texts = await asyncio.gather(*(self._download_property(name) for _, _, name in jobs))
         for (row, prop, blob_name), text in zip(jobs, texts, strict=True):
             row[prop] = text
-            del row[codec.blob_name_property(prop)]
+            del row[table_columns.blob_name_property(prop)]
             log.debug("HistoryPropertyInflated blob=%s property=%s", blob_name, prop)
         return [name for _, _, name in jobs]
 
@@ -242,7 +243,7 @@ class HistoryStore:
         plan: list[OffloadedProperty] = []
         for offset, entity in enumerate(entities):
             event_type = str(entity.get("EventType", ""))
-            for prop in codec.oversized_properties(entity):
+            for prop in table_columns.oversized_properties(entity):
                 name = codec.history_property_blob_name(entity["PartitionKey"], entity["RowKey"], event_type, prop)
                 plan.append(OffloadedProperty(first_sequence + offset, event_type, prop, name))
         if not plan:
@@ -258,7 +259,7 @@ class HistoryStore:
         for item in plan:
             entity = entities[item.sequence_number - first_sequence]
             entity[item.property_name] = ""
-            entity[codec.blob_name_property(item.property_name)] = item.blob_name
+            entity[table_columns.blob_name_property(item.property_name)] = item.blob_name
             log.info(
                 "HistoryPropertyOffloaded row=%s/%s property=%s blob=%s",
                 entity["PartitionKey"],
@@ -397,7 +398,7 @@ def _batches(entities: Sequence[dict[str, Any]]) -> Iterable[tuple[list[dict[str
     estimate = 0
     for index, entity in enumerate(entities):
         batch.append(entity)
-        estimate += codec.estimate_entity_size(entity)
+        estimate += table_columns.estimate_entity_size(entity)
         is_last = index == len(entities) - 1
         if len(batch) == MAX_EVENTS_PER_TRANSACTION or estimate > MAX_TRANSACTION_ESTIMATE_BYTES or is_last:
             yield batch, is_last

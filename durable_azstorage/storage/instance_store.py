@@ -24,6 +24,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
+from ..codec import history_codec, instance_codec, table_columns
+from ..codec.partitioning import escape_partition_key
 from ..errors import InstanceNotFoundError, MessageDecodeError
 from ..model import (
     EventType,
@@ -33,10 +35,8 @@ from ..model import (
     OrchestrationStatus,
     utc_now,
 )
-from . import instance_codec, table_codec
 from .blobs import LargePayloadStore
 from .history_store import OffloadedProperty, odata_string
-from .partitioning import escape_partition_key
 
 __all__ = [
     "INSTANCE_COLUMNS",
@@ -209,7 +209,7 @@ class InstanceStore:
         row = dict(entity)
         for column in _LARGE_INSTANCE_COLUMNS:
             value = row.get(column)
-            if isinstance(value, str) and column in table_codec.oversized_properties({column: value}):
+            if isinstance(value, str) and column in table_columns.oversized_properties({column: value}):
                 reused = _history_blob_for(column, offloaded)
                 blob_name = reused or await self._upload_instance_blob(row, column, value)
                 row[column] = self._payloads.url_for(blob_name)
@@ -230,7 +230,7 @@ class InstanceStore:
             "Output": terminated_event.input,
         }
         output = terminated_event.input
-        if isinstance(output, str) and table_codec.oversized_properties({"Output": output}):
+        if isinstance(output, str) and table_columns.oversized_properties({"Output": output}):
             row["Output"] = self._payloads.url_for(await self._upload_instance_blob(row, "Output", output))
         await self._merge_existing(instance_id, row)
 
@@ -258,15 +258,15 @@ class InstanceStore:
 
     async def _offload_with_blob_name_column(self, entity: dict[str, Any]) -> None:
         """Client-create path: ``Input`` too big for a cell becomes ``""`` + ``InputBlobName``."""
-        for prop in table_codec.oversized_properties(entity):
+        for prop in table_columns.oversized_properties(entity):
             blob_name = await self._upload_instance_blob(entity, prop, str(entity[prop]))
             entity[prop] = ""
-            entity[table_codec.blob_name_property(prop)] = blob_name
+            entity[table_columns.blob_name_property(prop)] = blob_name
 
     async def _upload_instance_blob(self, row: Mapping[str, Any], column: str, value: str) -> str:
         """DTAS names Instances-row blobs as history blobs with an empty RowKey and the column
         name in the event-type slot: ``{PK}/history--{Col}-{R:X8}-{Col}.json.gz``."""
-        blob_name = table_codec.history_property_blob_name(str(row["PartitionKey"]), "", column, column)
+        blob_name = history_codec.history_property_blob_name(str(row["PartitionKey"]), "", column, column)
         await self._payloads.upload_text(blob_name, value)
         log.info("InstancePropertyOffloaded partition=%s column=%s blob=%s", row["PartitionKey"], column, blob_name)
         return blob_name
@@ -434,7 +434,7 @@ def _history_blob_for(column: str, offloaded: Sequence[OffloadedProperty]) -> st
 
 def _input_from_start_message(instance_id: str, text: str, url: str) -> str | None:
     """A ``…ExecutionStarted.json.gz`` blob holds the whole start message, not the input."""
-    from .queue_codec import decode_message_data
+    from ..codec.queue_codec import decode_message_data
 
     try:
         message = decode_message_data(text)

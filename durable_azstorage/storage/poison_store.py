@@ -17,8 +17,8 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
+from ..codec.partitioning import escape_partition_key
 from .blobs import LargePayloadStore
-from .partitioning import escape_partition_key
 
 __all__ = ["PoisonRecord", "PoisonStore"]
 

@@ -20,10 +20,10 @@ from typing import Protocol
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue.aio import QueueClient
 
+from ..codec.queue_codec import MessageData, decode_message_data, prepare_queue_message
 from ..errors import MessageDecodeError
 from ..model import EventRaisedEvent, ExecutionStartedEvent, TimerFiredEvent, utc_now
 from .blobs import LargePayloadStore
-from .queue_codec import MessageData, decode_message_data, prepare_queue_message
 
 __all__ = [
     "MAX_VISIBILITY_DELAY",

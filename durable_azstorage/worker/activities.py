@@ -14,10 +14,10 @@ import uuid
 from collections import deque
 from datetime import timedelta
 
+from ..codec.queue_codec import MessageData
 from ..model import FailureDetails, TaskCompletedEvent, TaskFailedEvent, TaskMessage, TaskScheduledEvent
 from ..runtimes.base import ActivityResult, ActivityRuntime
-from ..storage.hub import TaskHubStorage
-from ..storage.queue_codec import MessageData
+from ..storage import TaskHubStorage
 from ..storage.queues import BackoffPoller, QueueMessage, next_sequence_number
 from .poison import PoisonHandler
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from ..storage.hub import TaskHubStorage
+from ..storage import TaskHubStorage
 from ..storage.queues import BackoffPoller, QueueMessage
 from .poison import PoisonHandler
 from .sessions import SessionManager

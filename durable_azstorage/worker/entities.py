@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ..codec import entity_codec, instance_codec
+from ..codec.queue_codec import MessageData
 from ..errors import CheckpointConflictError, FunctionNotRegisteredError, MessageDecodeError
 from ..model import (
     EventRaisedEvent,
@@ -70,10 +72,8 @@ from ..runtimes.entities import (
     StartOrchestration,
 )
 from ..runtimes.rules import FIRE_AND_FORGET_TAG
-from ..storage import entity_codec, instance_codec
+from ..storage import TaskHubStorage
 from ..storage.history_store import OffloadedProperty
-from ..storage.hub import TaskHubStorage
-from ..storage.queue_codec import MessageData
 from ..storage.queues import QueueMessage, next_sequence_number
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler

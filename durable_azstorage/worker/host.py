@@ -11,15 +11,14 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from ..codec.names import TaskHubNames
 from ..connection import StorageAccount
 from ..model.entities import is_entity_instance
 from ..runtimes.base import ActivityRuntime, OrchestrationRuntime, Registry
 from ..runtimes.entities import EntityRuntime
 from ..settings import WorkerSettings
-from ..storage.hub import TaskHubStorage
-from ..storage.names import TaskHubNames
+from ..storage import TaskHubResources, TaskHubStorage
 from ..storage.queues import QueueMessage
-from ..storage.taskhub import TaskHub
 from .activities import ActivityProcessor
 from .control_pump import ControlQueuePump, instance_of
 from .dispatcher import Dispatcher
@@ -127,7 +126,7 @@ class Worker:
     async def start(self) -> None:
         settings = self.settings
         names = TaskHubNames(settings.task_hub_name, settings.partition_count)
-        await TaskHub(self.account, names).create()
+        await TaskHubResources(self.account, names).create()
         hub = self._hub = TaskHubStorage(self.account, names)
         orchestration_runtime, activity_runtime = self._runtimes()
         poison = PoisonHandler(hub, settings.poison_dequeue_threshold)

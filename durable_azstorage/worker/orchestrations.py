@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ..codec import instance_codec
+from ..codec.queue_codec import MessageData
 from ..errors import CheckpointConflictError
 from ..model import (
     EventType,
@@ -28,10 +30,8 @@ from ..model import (
 from ..runtimes.base import OrchestrationRuntime
 from ..runtimes.rules import is_out_of_order, runtime_status
 from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
-from ..storage import instance_codec
+from ..storage import TaskHubStorage
 from ..storage.history_store import HistoryLoad, OffloadedProperty
-from ..storage.hub import TaskHubStorage
-from ..storage.queue_codec import MessageData
 from ..storage.queues import QueueMessage, next_sequence_number
 from .entities import is_early_entity_response
 from .history_cache import CachedHistory, HistoryCache

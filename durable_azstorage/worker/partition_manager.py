@@ -15,69 +15,25 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
-from azure.data.tables.aio import TableClient
-
+from ..errors import TaskHubNotFoundError
 from ..model import utc_now
 from ..settings import WorkerSettings
-from ..storage.hub import TaskHubStorage
+from ..storage import Lease, LeaseConflictError, PartitionTable, TaskHubStorage
 
-__all__ = ["Lease", "PartitionManager", "plan_steals"]
+__all__ = ["PartitionManager", "claimable_by", "plan_steals"]
 
 log = logging.getLogger(__name__)
 
 QueueCallback = Callable[[str], Awaitable[None]]
 
 
-@dataclass
-class Lease:
-    """One row of the Partitions table."""
-
-    name: str
-    current_owner: str | None
-    next_owner: str | None
-    owned_since: datetime | None
-    last_renewal: datetime | None
-    expires_at: datetime | None
-    is_draining: bool
-    etag: str
-
-    @classmethod
-    def from_entity(cls, entity: Any) -> Lease:
-        return cls(
-            name=str(entity["RowKey"]),
-            current_owner=entity.get("CurrentOwner") or None,
-            next_owner=entity.get("NextOwner") or None,
-            owned_since=entity.get("OwnedSince"),
-            last_renewal=entity.get("LastRenewal"),
-            expires_at=entity.get("ExpiresAt"),
-            is_draining=bool(entity.get("IsDraining", False)),
-            etag=str(entity.metadata["etag"]),
-        )
-
-    def to_entity(self) -> dict[str, Any]:
-        entity: dict[str, Any] = {"PartitionKey": "", "RowKey": self.name, "IsDraining": self.is_draining}
-        for column, value in (
-            ("CurrentOwner", self.current_owner),
-            ("NextOwner", self.next_owner),
-            ("OwnedSince", self.owned_since),
-            ("LastRenewal", self.last_renewal),
-            ("ExpiresAt", self.expires_at),
-        ):
-            if value is not None:
-                entity[column] = value
-        return entity
-
-    def claimable_by(self, me: str, now: datetime) -> bool:
-        if self.current_owner is None and self.next_owner in (None, me):
-            return True
-        return self.current_owner != me and self.expires_at is not None and now >= self.expires_at
+def claimable_by(lease: Lease, me: str, now: datetime) -> bool:
+    """Free and not promised to someone else, or its owner's lease has expired."""
+    if lease.current_owner is None and lease.next_owner in (None, me):
+        return True
+    return lease.current_owner != me and lease.expires_at is not None and now >= lease.expires_at
 
 
 def plan_steals(leases: list[Lease], me: str, now: datetime) -> list[Lease]:
@@ -127,7 +83,7 @@ class PartitionManager:
         on_released: QueueCallback,
         is_idle: Callable[[str], bool] = lambda _queue: True,
     ) -> None:
-        self._table: TableClient = hub.table_service.get_table_client(hub.names.partitions_table)
+        self._table: PartitionTable = hub.partitions
         self._settings = settings
         self._me = settings.worker_id
         self._on_acquired = on_acquired
@@ -173,9 +129,9 @@ class PartitionManager:
                 await asyncio.wait_for(self._iteration(), timeout=10)
                 self.last_success = time.monotonic()
                 return
-            except _Conflict:
+            except LeaseConflictError:
                 continue  # someone wrote a row between our read and write: re-read now
-            except ResourceNotFoundError:
+            except TaskHubNotFoundError:
                 log.warning("partitions.table_missing", extra={"worker_id": self._me})
                 return
             except Exception:
@@ -184,7 +140,7 @@ class PartitionManager:
 
     async def _iteration(self) -> None:
         now = utc_now()
-        leases = [Lease.from_entity(e) async for e in self._table.query_entities("PartitionKey eq ''")]
+        leases = await self._table.read_all()
         for lease in leases:
             if lease.name in self._listening and lease.current_owner != self._me:
                 await self._release_locally(lease.name, "lost")  # self-fencing
@@ -205,7 +161,7 @@ class PartitionManager:
                 lease.last_renewal, lease.expires_at = now, now + self._settings.lease_interval
                 await self._write(lease)
             await self._ensure_listening(lease.name)
-        elif lease.claimable_by(self._me, now):
+        elif claimable_by(lease, self._me, now):
             lease.current_owner, lease.next_owner, lease.is_draining = self._me, None, False
             lease.owned_since = lease.last_renewal = now
             lease.expires_at = now + self._settings.lease_claim_duration
@@ -249,18 +205,7 @@ class PartitionManager:
             await self._on_released(name)
 
     async def _write(self, lease: Lease) -> None:
-        try:
-            result = await self._table.update_entity(
-                lease.to_entity(),
-                mode=UpdateMode.REPLACE,
-                etag=lease.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except HttpResponseError as exc:
-            if exc.status_code == 412:
-                raise _Conflict from exc
-            raise
-        lease.etag = str(result.get("etag", lease.etag))
+        await self._table.replace(lease)
 
     async def stop(self) -> None:
         """Stop listening everywhere and release every owned row at once."""
@@ -275,21 +220,17 @@ class PartitionManager:
             try:
                 await self._release_all()
                 return
-            except _Conflict:
+            except LeaseConflictError:
                 continue
             except Exception:
                 log.exception("partitions.release_failed", extra={"worker_id": self._me})
                 return
 
     async def _release_all(self) -> None:
-        async for entity in self._table.query_entities("PartitionKey eq ''"):
-            lease = Lease.from_entity(entity)
+        for lease in await self._table.read_all():
             if lease.current_owner == self._me:
                 lease.current_owner, lease.is_draining = None, False
                 lease.expires_at = utc_now() - timedelta(seconds=1)
                 await self._write(lease)
                 log.info("partitions.released", extra={"queue": lease.name, "reason": "shutdown"})
 
-
-class _Conflict(Exception):
-    """A partition row changed between our read and our write."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ..storage.hub import TaskHubStorage
+from ..storage import TaskHubStorage
 from ..storage.queues import QueueMessage
 
 __all__ = ["PoisonHandler"]

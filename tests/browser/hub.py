@@ -19,12 +19,12 @@ from typing import Any
 
 from durabletask import entities, task
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.queue_codec import MessageData, prepare_queue_message
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.dashboard import serve_dashboard
 from durable_azstorage.model import EventRaisedEvent, OrchestrationInstance, OrchestrationStatus, TaskMessage
 from durable_azstorage.settings import WorkerSettings
-from durable_azstorage.storage.queue_codec import MessageData, prepare_queue_message
 from durable_azstorage.storage.queues import next_sequence_number
 from durable_azstorage.worker import Worker
 from tests.helpers import eventually

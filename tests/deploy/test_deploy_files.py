@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from durable_azstorage.storage.names import TaskHubNames
+from durable_azstorage.codec.names import TaskHubNames
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "infra" / "kubernetes"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.settings import WorkerSettings
 from durable_azstorage.worker import Worker

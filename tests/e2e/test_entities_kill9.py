@@ -17,11 +17,11 @@ from typing import Any
 
 from durabletask import entities, task
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import OrchestrationStatus
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.taskhub import TaskHub
+from durable_azstorage.storage import TaskHubResources
 from tests.helpers import eventually
 
 ORCHESTRATIONS = 200
@@ -69,7 +69,7 @@ async def test_thousand_signals_exact_count_across_kill9(
 ) -> None:
     from tests.e2e.test_multi_worker import owners
 
-    await TaskHub(storage_account, TaskHubNames(task_hub_name)).create()
+    await TaskHubResources(storage_account, TaskHubNames(task_hub_name)).create()
     workers: list[Any] = []
     client = await TaskHubClient.open(storage_account, task_hub_name)
     tables = storage_account.table_service()

@@ -22,11 +22,11 @@ import aiohttp
 import pytest
 from azure.data.tables.aio import TableClient
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import OrchestrationStatus
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.taskhub import TaskHub
+from durable_azstorage.storage import TaskHubResources
 from tests.helpers import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +96,7 @@ Spawn = Callable[..., WorkerProcess]
 async def hub_setup(
     storage_account: StorageAccount, storage_connection_string: str, task_hub_name: str, tmp_path: Path
 ) -> AsyncIterator[tuple[Spawn, TaskHubClient, TableClient]]:
-    await TaskHub(storage_account, TaskHubNames(task_hub_name)).create()
+    await TaskHubResources(storage_account, TaskHubNames(task_hub_name)).create()
     workers: list[WorkerProcess] = []
 
     def spawn(name: str, *extra: str) -> WorkerProcess:

@@ -27,10 +27,10 @@ from durabletask import client as dt_client
 from durabletask import task
 
 from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import OrchestrationStatus
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.taskhub import TaskHub
+from durable_azstorage.storage import TaskHubResources
 from tests.helpers import eventually
 from tests.sidecar_support import sdk_worker
 
@@ -111,7 +111,7 @@ def _registrar(worker_name: str) -> Any:
 def two_sidecars(
     storage_account: StorageAccount, storage_connection_string: str, task_hub_name: str, tmp_path: Path
 ) -> Iterator[tuple[SidecarProcess, SidecarProcess]]:
-    asyncio.run(TaskHub(storage_account, TaskHubNames(task_hub_name)).create())
+    asyncio.run(TaskHubResources(storage_account, TaskHubNames(task_hub_name)).create())
     with ExitStack() as stack:
         sidecars = [SidecarProcess(n, storage_connection_string, task_hub_name, tmp_path) for n in ("s1", "s2")]
         for s in sidecars:

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from durabletask import task
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
+from durable_azstorage.codec.partitioning import escape_partition_key
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.errors import InstanceAlreadyExistsError, InstanceNotFoundError, InvalidInstanceStateError
 from durable_azstorage.model import EventType, OrchestrationStatus, utc_now
 from durable_azstorage.settings import WorkerSettings
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.partitioning import escape_partition_key
-from durable_azstorage.storage.taskhub import TaskHub
+from durable_azstorage.storage import TaskHubResources
 from durable_azstorage.worker import Worker
 from tests.helpers import eventually
 
@@ -56,7 +56,7 @@ def waiter(ctx: task.OrchestrationContext, _: Any) -> Generator[task.Task[Any], 
 
 @pytest.fixture
 async def client(storage_account: StorageAccount, task_hub_name: str) -> AsyncIterator[TaskHubClient]:
-    await TaskHub(storage_account, TaskHubNames(task_hub_name)).create()
+    await TaskHubResources(storage_account, TaskHubNames(task_hub_name)).create()
     async with await TaskHubClient.open(storage_account, task_hub_name) as c:
         yield c
 
@@ -228,7 +228,7 @@ def test_sync_client_facade(storage_account: StorageAccount, task_hub_name: str)
 
     import durable_azstorage
 
-    asyncio.run(TaskHub(storage_account, TaskHubNames(task_hub_name)).create())
+    asyncio.run(TaskHubResources(storage_account, TaskHubNames(task_hub_name)).create())
     with durable_azstorage.TaskHubClient(storage_account, task_hub_name) as sync:
         ids = [sync.schedule_new_orchestration("echo_orch", input=i, instance_id=f"s-{i}") for i in range(5)]
         state = sync.get_orchestration_state("s-0")

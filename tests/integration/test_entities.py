@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from durabletask import entities, task
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec import entity_codec
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import EventType, ExecutionStartedEvent, OrchestrationStatus
 from durable_azstorage.model.entities import EntityId
 from durable_azstorage.settings import WorkerSettings
-from durable_azstorage.storage import entity_codec
 from durable_azstorage.worker import Worker
 from tests.helpers import eventually
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.runtimes.functions_entities import FunctionsEntityRuntime

@@ -9,12 +9,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.http import create_app
 from durable_azstorage.settings import WorkerSettings
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.taskhub import TaskHub
+from durable_azstorage.storage import TaskHubResources
 from durable_azstorage.worker import Worker
 from tests.helpers import eventually
 from tests.integration.test_entities import Counter, account
@@ -25,7 +25,7 @@ from tests.integration.test_http_api import BASE, _start_site
 async def api(
     storage_account: StorageAccount, task_hub_name: str
 ) -> AsyncIterator[tuple[aiohttp.ClientSession, Worker]]:
-    await TaskHub(storage_account, TaskHubNames(task_hub_name)).create()
+    await TaskHubResources(storage_account, TaskHubNames(task_hub_name)).create()
     settings = WorkerSettings(
         task_hub_name=task_hub_name,
         max_queue_polling_interval=timedelta(seconds=1),

@@ -23,7 +23,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import azure.durable_functions as df
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import (
     EventRaisedEvent,

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from azure.data.tables.aio import TableClient
 
+from durable_azstorage.codec.names import TaskHubNames
+from durable_azstorage.codec.partitioning import escape_partition_key
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.errors import CheckpointConflictError
 from durable_azstorage.model import (
@@ -28,8 +30,6 @@ from durable_azstorage.model import (
 )
 from durable_azstorage.storage.blobs import LargePayloadStore
 from durable_azstorage.storage.history_store import HistoryStore, OffloadedProperty
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.partitioning import escape_partition_key
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 

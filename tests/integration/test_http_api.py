@@ -20,13 +20,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.errors import ConfigurationError
 from durable_azstorage.http import create_app, serve
 from durable_azstorage.settings import WorkerSettings
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.taskhub import TaskHub
+from durable_azstorage.storage import TaskHubResources
 from durable_azstorage.worker import Worker
 from tests.helpers import eventually
 from tests.integration.test_client_ops import echo, echo_orch, flaky, flaky_orch, waiter
@@ -48,7 +48,7 @@ async def _start_site(app: web.Application) -> tuple[web.AppRunner, str]:
 async def api(
     storage_account: StorageAccount, task_hub_name: str
 ) -> AsyncIterator[tuple[str, aiohttp.ClientSession, TaskHubClient]]:
-    await TaskHub(storage_account, TaskHubNames(task_hub_name)).create()
+    await TaskHubResources(storage_account, TaskHubNames(task_hub_name)).create()
     async with await TaskHubClient.open(storage_account, task_hub_name) as client:
         runner, url = await _start_site(create_app(client, max_body_bytes=256 * 1024))
         async with aiohttp.ClientSession(url) as session:
@@ -243,7 +243,7 @@ def threaded_server(storage_connection_string: str) -> Iterator[str]:
 
     async def start() -> None:
         account = StorageAccount.from_connection_string(storage_connection_string)
-        await TaskHub(account, TaskHubNames(hub)).create()
+        await TaskHubResources(account, TaskHubNames(hub)).create()
         client = await TaskHubClient.open(account, hub)
         runner, url = await _start_site(create_app(client, max_body_bytes=64 * 1024))
         ready.update(client=client, runner=runner, url=url)

@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 from azure.data.tables.aio import TableClient
 
+from durable_azstorage.codec import instance_codec
+from durable_azstorage.codec.names import TaskHubNames
+from durable_azstorage.codec.partitioning import escape_partition_key
+from durable_azstorage.codec.queue_codec import MessageData, encode_message_data
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.errors import InstanceNotFoundError
 from durable_azstorage.model import (
@@ -24,7 +28,6 @@ from durable_azstorage.model import (
     OrchestratorStartedEvent,
     TaskMessage,
 )
-from durable_azstorage.storage import instance_codec
 from durable_azstorage.storage.blobs import LargePayloadStore
 from durable_azstorage.storage.history_store import HistoryStore, OffloadedProperty
 from durable_azstorage.storage.instance_store import (
@@ -33,9 +36,6 @@ from durable_azstorage.storage.instance_store import (
     decode_continuation_token,
     encode_continuation_token,
 )
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.partitioning import escape_partition_key
-from durable_azstorage.storage.queue_codec import MessageData, encode_message_data
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 

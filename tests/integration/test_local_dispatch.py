@@ -9,16 +9,15 @@ from typing import Any
 
 import pytest
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
+from durable_azstorage.codec.queue_codec import MessageData
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import EventRaisedEvent, OrchestrationInstance, OrchestrationStatus, TaskMessage
 from durable_azstorage.runtimes.base import ActivityResult
 from durable_azstorage.settings import WorkerSettings
-from durable_azstorage.storage.hub import TaskHubStorage
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.queue_codec import MessageData
+from durable_azstorage.storage import TaskHubResources, TaskHubStorage
 from durable_azstorage.storage.queues import QueueMessage
-from durable_azstorage.storage.taskhub import TaskHub
 from durable_azstorage.worker import Worker
 from durable_azstorage.worker.activities import ActivityProcessor
 from durable_azstorage.worker.poison import PoisonHandler
@@ -54,7 +53,7 @@ class _Sink:
 @pytest.fixture
 async def hub(storage_account: StorageAccount, task_hub_name: str) -> TaskHubStorage:
     names = TaskHubNames(task_hub_name)
-    await TaskHub(storage_account, names).create()
+    await TaskHubResources(storage_account, names).create()
     return TaskHubStorage(storage_account, names)
 
 

@@ -9,14 +9,13 @@ from datetime import timedelta
 import pytest
 from azure.storage.queue.aio import QueueClient
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
+from durable_azstorage.codec.queue_codec import MessageData, encode_message_data
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.errors import InvalidInstanceIdError
 from durable_azstorage.model import EventRaisedEvent, OrchestrationInstance, OrchestrationStatus, TaskMessage
-from durable_azstorage.storage.hub import TaskHubStorage
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.queue_codec import MessageData, encode_message_data
-from durable_azstorage.storage.taskhub import TaskHub
+from durable_azstorage.storage import TaskHubResources, TaskHubStorage
 from tests.helpers import eventually
 
 
@@ -33,7 +32,7 @@ def _message(instance_id: str, payload: str = '"x"') -> MessageData:
 @pytest.fixture
 async def hub(storage_account: StorageAccount, task_hub_name: str) -> TaskHubStorage:
     names = TaskHubNames(task_hub_name)
-    await TaskHub(storage_account, names).create()
+    await TaskHubResources(storage_account, names).create()
     return TaskHubStorage(storage_account, names)
 
 
@@ -41,7 +40,7 @@ async def test_create_is_idempotent_and_makes_the_dtas_resources(
     storage_account: StorageAccount, task_hub_name: str
 ) -> None:
     names = TaskHubNames(task_hub_name)
-    hub = TaskHub(storage_account, names)
+    hub = TaskHubResources(storage_account, names)
     await hub.create()
     await hub.create()
     described = await hub.describe()
@@ -110,7 +109,7 @@ async def test_delayed_send_and_abandon(hub: TaskHubStorage) -> None:
 async def test_client_start_writes_message_then_pending_row(
     storage_account: StorageAccount, task_hub_name: str
 ) -> None:
-    await TaskHub(storage_account, TaskHubNames(task_hub_name)).create()
+    await TaskHubResources(storage_account, TaskHubNames(task_hub_name)).create()
     async with await TaskHubClient.open(storage_account, task_hub_name) as client:
         big = "y" * 5 * 1024 * 1024  # 5 MB input travels through blobs
         instance_id = await client.schedule_new_orchestration("Anything", input=big, instance_id="five-mb")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from durabletask import task
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.settings import WorkerSettings
@@ -220,7 +220,7 @@ async def test_stale_instance_row_of_a_finished_instance_is_repaired(
     _, client = worker_and_client
     state = await _run(client, "chain")
     assert state.runtime_status == OrchestrationStatus.Completed
-    from durable_azstorage.storage.partitioning import escape_partition_key
+    from durable_azstorage.codec.partitioning import escape_partition_key
 
     async with storage_account.table_service() as tables:
         row = tables.get_table_client(f"{task_hub_name}Instances")

@@ -24,7 +24,10 @@ from azure.data.tables.aio import TableClient
 from azure.storage.queue.aio import QueueClient
 from durabletask import task
 
-from durable_azstorage.client import TaskHubClient
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec.names import TaskHubNames
+from durable_azstorage.codec.partitioning import escape_partition_key
+from durable_azstorage.codec.queue_codec import MessageData, encode_message_data
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.errors import InstanceAlreadyExistsError
 from durable_azstorage.metrics import TransactionCounter, classify_request
@@ -39,12 +42,8 @@ from durable_azstorage.model import (
 from durable_azstorage.runtimes.base import EpisodeRequest, EpisodeResult, OrchestrationRuntime, Registry
 from durable_azstorage.runtimes.durabletask import DurableTaskOrchestrationRuntime
 from durable_azstorage.settings import WorkerSettings
-from durable_azstorage.storage.hub import TaskHubStorage
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.partitioning import escape_partition_key
-from durable_azstorage.storage.queue_codec import MessageData, encode_message_data
+from durable_azstorage.storage import TaskHubResources, TaskHubStorage
 from durable_azstorage.storage.queues import QueueMessage, TaskHubQueue, next_sequence_number
-from durable_azstorage.storage.taskhub import TaskHub
 from durable_azstorage.worker import Worker
 from durable_azstorage.worker.history_cache import HistoryCache
 from durable_azstorage.worker.orchestrations import OrchestrationProcessor
@@ -552,7 +551,7 @@ async def test_response_to_a_non_existent_instance_is_retried_then_deleted(
     through :class:`OrchestrationProcessor` with a received message whose count is set.
     """
     names = TaskHubNames(task_hub_name)
-    await TaskHub(storage_account, names).create()
+    await TaskHubResources(storage_account, names).create()
     async with TaskHubStorage(storage_account, names) as hub:
         processor = OrchestrationProcessor(hub, NeverRun(), HistoryCache(10), PoisonHandler(hub, 20))
         instance_id = "ghost-" + uuid.uuid4().hex[:8]

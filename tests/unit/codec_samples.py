@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from durable_azstorage.codec.netjson import EVENT_MEMBERS, Kind
 from durable_azstorage.model import (
     EVENT_CLASSES,
     DistributedTraceContext,
@@ -17,7 +18,6 @@ from durable_azstorage.model import (
     OrchestrationStatus,
     ParentInstance,
 )
-from durable_azstorage.storage.netjson import EVENT_MEMBERS, Kind
 
 T0 = datetime(2024, 3, 14, 16, 0, 5, 128542, tzinfo=timezone.utc)
 

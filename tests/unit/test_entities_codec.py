@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from durable_azstorage.codec import entity_codec as codec
+from durable_azstorage.codec.queue_codec import MessageData
 from durable_azstorage.errors import InvalidInstanceIdError, MessageDecodeError
 from durable_azstorage.model import EventSentEvent, ExecutionStartedEvent, FailureDetails, OrchestratorStartedEvent
 from durable_azstorage.model.entities import (
@@ -25,8 +27,6 @@ from durable_azstorage.model.entities import (
     ticks_from_datetime,
 )
 from durable_azstorage.runtimes.entities_orchestration import EntityMessageEncoder
-from durable_azstorage.storage import entity_codec as codec
-from durable_azstorage.storage.queue_codec import MessageData
 from durable_azstorage.storage.queues import visibility_delay_for
 
 GUID = "8e19a3c4-5b1f-4c59-9f7e-0d1f6b2a9c11"

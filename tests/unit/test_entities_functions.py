@@ -9,12 +9,12 @@ from typing import Any
 import azure.durable_functions as df
 import pytest
 
+from durable_azstorage.codec import entity_codec
 from durable_azstorage.errors import FunctionNotRegisteredError
 from durable_azstorage.model import ExecutionStartedEvent
 from durable_azstorage.runtimes.entities import EntityBatchRequest, EntityOperation
 from durable_azstorage.runtimes.entities_orchestration import EntityMessageEncoder
 from durable_azstorage.runtimes.functions_entities import FunctionsEntityRuntime, entity_send_event
-from durable_azstorage.storage import entity_codec
 
 
 def counter(context: df.DurableEntityContext) -> None:

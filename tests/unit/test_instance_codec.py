@@ -7,6 +7,13 @@ import pytest
 from azure.data.tables._deserialize import _convert_to_entity
 from azure.data.tables._serialize import _add_entity_properties
 
+from durable_azstorage.codec.instance_codec import (
+    blob_url,
+    instance_entity_for_create,
+    instance_entity_to_state,
+    instance_update_for_checkpoint,
+    is_blob_url,
+)
 from durable_azstorage.errors import MessageDecodeError
 from durable_azstorage.model import (
     ContinueAsNewEvent,
@@ -20,13 +27,6 @@ from durable_azstorage.model import (
     OrchestratorCompletedEvent,
     OrchestratorStartedEvent,
     TaskScheduledEvent,
-)
-from durable_azstorage.storage.instance_codec import (
-    blob_url,
-    instance_entity_for_create,
-    instance_entity_to_state,
-    instance_update_for_checkpoint,
-    is_blob_url,
 )
 
 from .codec_samples import FAILURE, T0

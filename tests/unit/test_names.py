@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from durable_azstorage.errors import ConfigurationError, InvalidInstanceIdError, InvalidTaskHubNameError
-from durable_azstorage.storage.names import (
+from durable_azstorage.codec.names import (
     TaskHubNames,
     suggest_task_hub_name,
     validate_instance_id,
     validate_partition_count,
     validate_task_hub_name,
 )
+from durable_azstorage.errors import ConfigurationError, InvalidInstanceIdError, InvalidTaskHubNameError
 
 
 def test_resource_names_for_myhub() -> None:

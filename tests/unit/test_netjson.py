@@ -5,9 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from durable_azstorage.errors import MessageDecodeError, UnknownTypeNameError
-from durable_azstorage.model import EVENT_CLASSES, ExecutionStartedEvent, GenericEvent
-from durable_azstorage.storage.netjson import (
+from durable_azstorage.codec.netjson import (
     CORE_DICT_STRING_STRING,
     DICTIONARY,
     EVENT_MEMBERS,
@@ -25,6 +23,8 @@ from durable_azstorage.storage.netjson import (
     utf8_bytes,
     utf16_byte_count,
 )
+from durable_azstorage.errors import MessageDecodeError, UnknownTypeNameError
+from durable_azstorage.model import EVENT_CLASSES, ExecutionStartedEvent, GenericEvent
 
 UTC = timezone.utc
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from durable_azstorage.storage.names import TaskHubNames
-from durable_azstorage.storage.partitioning import (
+from durable_azstorage.codec.names import TaskHubNames
+from durable_azstorage.codec.partitioning import (
     SENTINEL_ROW_KEY,
     app_lease_id,
     escape_partition_key,

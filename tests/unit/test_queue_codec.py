@@ -10,23 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from durable_azstorage.errors import MessageDecodeError, UnknownTypeNameError
-from durable_azstorage.model import (
-    EventType,
-    ExecutionCompletedEvent,
-    ExecutionStartedEvent,
-    HistoryEvent,
-    OrchestrationExecutionContext,
-    OrchestrationInstance,
-    OrchestratorStartedEvent,
-    SubOrchestrationInstanceCreatedEvent,
-    TaskFailedEvent,
-    TaskMessage,
-    TaskScheduledEvent,
-    TimerFiredEvent,
-)
-from durable_azstorage.storage.netjson import CORE_DICT_STRING_OBJECT, CORE_DICT_STRING_STRING
-from durable_azstorage.storage.queue_codec import (
+from durable_azstorage.codec.netjson import CORE_DICT_STRING_OBJECT, CORE_DICT_STRING_STRING
+from durable_azstorage.codec.queue_codec import (
     MAX_QUEUE_PAYLOAD_BYTES,
     TYPE_NAMES,
     MessageData,
@@ -41,6 +26,21 @@ from durable_azstorage.storage.queue_codec import (
     large_message_wrapper,
     needs_blob,
     prepare_queue_message,
+)
+from durable_azstorage.errors import MessageDecodeError, UnknownTypeNameError
+from durable_azstorage.model import (
+    EventType,
+    ExecutionCompletedEvent,
+    ExecutionStartedEvent,
+    HistoryEvent,
+    OrchestrationExecutionContext,
+    OrchestrationInstance,
+    OrchestratorStartedEvent,
+    SubOrchestrationInstanceCreatedEvent,
+    TaskFailedEvent,
+    TaskMessage,
+    TaskScheduledEvent,
+    TimerFiredEvent,
 )
 
 from .codec_samples import ALL_CLASSES, FAILURE, INSTANCE, T0, any_event, empty_event, full_event

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 from types import TracebackType
 
-from azure.core.exceptions import ResourceNotFoundError
-
+from ..codec.names import TaskHubNames
 from ..connection import StorageAccount
 from .blobs import LargePayloadStore
 from .history_store import HistoryStore
 from .instance_store import InstanceStore
-from .names import TaskHubNames
+from .partition_table import PartitionTable
 from .poison_store import PoisonStore
 from .queues import TaskHubQueue
 
@@ -39,6 +38,7 @@ class TaskHubStorage:
             self.table_service.get_table_client(names.instances_table), self.payloads, names.task_hub
         )
         self.poison = PoisonStore(self.table_service.get_table_client(names.poison_table), self.payloads)
+        self.partitions = PartitionTable(self.table_service.get_table_client(names.partitions_table))
         self._queues: dict[str, TaskHubQueue] = {}
 
     def queue(self, name: str) -> TaskHubQueue:
@@ -72,12 +72,7 @@ class TaskHubStorage:
         return cls(account, TaskHubNames(task_hub_name, count))
 
     async def stored_partition_count(self) -> int | None:
-        table = self.table_service.get_table_client(self.names.partitions_table)
-        try:
-            rows = [e async for e in table.query_entities("PartitionKey eq ''", select=["RowKey"])]
-        except ResourceNotFoundError:
-            return None
-        return len(rows) or None
+        return await self.partitions.count()
 
     async def close(self) -> None:
         await self.queue_service.close()

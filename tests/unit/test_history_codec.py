@@ -10,6 +10,20 @@ from azure.data.tables._deserialize import TablesEntityDatetime, _convert_to_ent
 from azure.data.tables._serialize import _add_entity_properties
 from hypothesis import given, settings
 
+from durable_azstorage.codec.history_codec import (
+    entity_to_history_event,
+    history_event_to_entity,
+    history_property_blob_name,
+    sentinel_entity,
+)
+from durable_azstorage.codec.table_columns import (
+    BLOB_NAME_SUFFIX,
+    LARGE_PROPERTY_CANDIDATES,
+    MAX_TABLE_PROPERTY_UTF16_BYTES,
+    blob_name_property,
+    estimate_entity_size,
+    oversized_properties,
+)
 from durable_azstorage.errors import MessageDecodeError
 from durable_azstorage.model import (
     ContinueAsNewEvent,
@@ -23,18 +37,6 @@ from durable_azstorage.model import (
     TaskFailedEvent,
     TaskScheduledEvent,
     TimerFiredEvent,
-)
-from durable_azstorage.storage.table_codec import (
-    BLOB_NAME_SUFFIX,
-    LARGE_PROPERTY_CANDIDATES,
-    MAX_TABLE_PROPERTY_UTF16_BYTES,
-    blob_name_property,
-    entity_to_history_event,
-    estimate_entity_size,
-    history_event_to_entity,
-    history_property_blob_name,
-    oversized_properties,
-    sentinel_entity,
 )
 
 from .codec_samples import ALL_CLASSES, FAILURE, T0, any_event, empty_event, full_event

@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from azure.data.tables import EntityProperty
-
 from ..errors import MessageDecodeError
 from ..model import EVENT_CLASSES, EventType, HistoryEvent, OrchestrationStatus
 from .netjson import (
@@ -24,99 +22,28 @@ from .netjson import (
     Kind,
     Member,
     dumps,
-    parse_datetime,
     to_utc,
-    utf16_byte_count,
 )
 from .netvalues import enum_value, value_from_tree, value_to_tree
 from .partitioning import SENTINEL_ROW_KEY, escape_partition_key, history_row_key
+from .table_columns import (
+    column_bool,
+    column_datetime,
+    column_int,
+    column_string,
+)
 
 __all__ = [
-    "BLOB_NAME_SUFFIX",
-    "LARGE_PROPERTY_CANDIDATES",
-    "MAX_TABLE_PROPERTY_UTF16_BYTES",
-    "blob_name_property",
-    "column_datetime",
-    "column_int",
-    "column_string",
     "entity_to_history_event",
-    "estimate_entity_size",
     "history_event_to_entity",
     "history_property_blob_name",
-    "oversized_properties",
     "sentinel_entity",
 ]
-
-LARGE_PROPERTY_CANDIDATES: tuple[str, ...] = (
-    "Name",
-    "Input",
-    "Result",
-    "Output",
-    "Reason",
-    "Details",
-    "Correlation",
-    "FailureDetails",
-    "Tags",
-)
-"""DTAS ``VariableSizeEntityProperties``: the only columns ever moved to blobs."""
-
-MAX_TABLE_PROPERTY_UTF16_BYTES = 60 * 1024
-BLOB_NAME_SUFFIX = "BlobName"
-"""A documented breaking-change constant in DTAS (``GetBlobPropertyName``)."""
 
 _TIMESTAMP_COLUMN = "_Timestamp"  # "Timestamp" is reserved by Table storage
 _INT32 = (-(2**31), 2**31 - 1)
 _INT_TEXT = re.compile(r"^-?[0-9]+$")
 _COMPLEX = frozenset({Kind.INSTANCE, Kind.PARENT, Kind.FAILURE, Kind.TRACE, Kind.TAGS, Kind.STATE})
-
-# --------------------------------------------------------------------------- column readers
-
-
-def _unwrap(value: Any) -> Any:
-    """azure-data-tables wraps Int64 (and caller-typed values) in EntityProperty."""
-    return value.value if isinstance(value, EntityProperty) else value
-
-
-def column_string(entity: Mapping[str, Any], name: str) -> str | None:
-    value = _unwrap(entity.get(name))
-    if value is None or isinstance(value, str):
-        return value
-    raise MessageDecodeError(f"column {name}: expected a string, got {type(value).__name__}")
-
-
-def column_int(entity: Mapping[str, Any], name: str) -> int | None:
-    value = _unwrap(entity.get(name))
-    if value is None:
-        return None
-    if isinstance(value, str) and _INT_TEXT.match(value):
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise MessageDecodeError(f"column {name}: expected an integer, got {value!r}")
-
-
-def column_datetime(entity: Mapping[str, Any], name: str) -> datetime | None:
-    """Aware UTC; ``TablesEntityDatetime`` is narrowed to a plain datetime."""
-    value = _unwrap(entity.get(name))
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            return parse_datetime(value)
-        except MessageDecodeError as exc:
-            raise MessageDecodeError(f"column {name}: {exc}") from exc
-    if isinstance(value, datetime):
-        utc = to_utc(value)
-        return datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=utc.tzinfo)
-    raise MessageDecodeError(f"column {name}: expected a DateTime, got {type(value).__name__}")
-
-
-def _column_bool(entity: Mapping[str, Any], name: str) -> bool | None:
-    value = _unwrap(entity.get(name))
-    if value is None or isinstance(value, bool):
-        return value
-    raise MessageDecodeError(f"column {name}: expected a Boolean, got {value!r}")
-
 
 def _column_json(entity: Mapping[str, Any], member: Member) -> Any:
     """Complex members are default-JSON strings; a missing column and ``"null"`` both mean None."""
@@ -191,7 +118,7 @@ def _from_column(entity: Mapping[str, Any], member: Member) -> Any:
         number = column_int(entity, column)
         return 0 if number is None and kind is Kind.INT else number
     if kind is Kind.BOOL:
-        return bool(_column_bool(entity, column))
+        return bool(column_bool(entity, column))
     if kind in (Kind.DATETIME, Kind.OPT_DATETIME):
         when = column_datetime(entity, column)
         return MIN_DATETIME if when is None and kind is Kind.DATETIME else when
@@ -225,37 +152,9 @@ def sentinel_entity(
     return entity
 
 
-# --------------------------------------------------------------------------- large properties
-
-
-def _candidate_strings(entity: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [
-        (name, value)
-        for name in LARGE_PROPERTY_CANDIDATES
-        if isinstance(value := _unwrap(entity.get(name)), str) and value
-    ]
-
-
-def oversized_properties(entity: Mapping[str, Any]) -> list[str]:
-    """Columns whose UTF-16 size exceeds DTAS's 60 KiB limit and must move to blobs."""
-    return [
-        name for name, value in _candidate_strings(entity) if utf16_byte_count(value) > MAX_TABLE_PROPERTY_UTF16_BYTES
-    ]
-
-
-def blob_name_property(prop: str) -> str:
-    """``Input`` -> ``InputBlobName``: where the blob name of an offloaded column is stored."""
-    return prop + BLOB_NAME_SUFFIX
-
-
 def history_property_blob_name(
     partition_key: str, row_key: str, event_type_name: str, prop: str, rand: int | None = None
 ) -> str:
     """``{PK}/history-{RowKey}-{EventType}-{R:X8}-{Prop}.json.gz``; R avoids split-brain overwrites."""
     r = secrets.randbelow(2**31 - 1) if rand is None else rand  # .NET Random.Next(): [0, Int32.MaxValue)
     return f"{partition_key}/history-{row_key}-{event_type_name}-{r:08X}-{prop}.json.gz"
-
-
-def estimate_entity_size(entity: Mapping[str, Any]) -> int:
-    """DTAS's batch-size estimate: 1 KiB per entity plus the variable-size string columns."""
-    return 1024 + sum(utf16_byte_count(value) for _, value in _candidate_strings(entity))

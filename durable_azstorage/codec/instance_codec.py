@@ -30,7 +30,7 @@ from ..model import (
 )
 from .netjson import dumps, to_utc
 from .partitioning import escape_partition_key, unescape_partition_key
-from .table_codec import blob_name_property, column_datetime, column_int, column_string
+from .table_columns import blob_name_property, column_datetime, column_int, column_string
 
 __all__ = [
     "blob_url",

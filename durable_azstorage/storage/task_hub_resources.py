@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
+from ..codec.names import TaskHubNames
 from ..connection import StorageAccount
-from .names import TaskHubNames
+from .partition_table import PartitionTable
 
-__all__ = ["TaskHub", "TaskHubDescription"]
+__all__ = ["TaskHubDescription", "TaskHubResources"]
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ class TaskHubDescription:
         return any(self.tables.values()) or any(v is not None for v in self.queues.values())
 
 
-class TaskHub:
-    """Management of one hub's resources (no worker or client state)."""
+class TaskHubResources:
+    """Create, describe and delete one hub's tables, queues and containers (no worker or client state)."""
 
     def __init__(self, account: StorageAccount, names: TaskHubNames) -> None:
         self._account = account
@@ -54,14 +55,8 @@ class TaskHub:
             lease_container = blobs.get_container_client(names.app_lease_container)
             await _ignore_exists(lease_container.create_container())
             await _ignore_exists(lease_container.upload_blob(names.app_lease_info_blob, b"{}", overwrite=False))
-            partitions = tables.get_table_client(names.partitions_table)
             await _ignore_exists(tables.create_table(names.partitions_table))
-            await asyncio.gather(
-                *(
-                    _ignore_exists(partitions.create_entity({"PartitionKey": "", "RowKey": queue}))
-                    for queue in names.control_queues
-                )
-            )
+            await PartitionTable(tables.get_table_client(names.partitions_table)).create_rows(names.control_queues)
             work = [_ignore_exists(tables.create_table(t)) for t in (names.history_table, names.instances_table)]
             work.append(_ignore_exists(tables.create_table(names.poison_table)))
             work += [
@@ -104,8 +99,7 @@ class TaskHub:
             existing_tables = {t.name async for t in tables.list_tables()}
             count: int | None = None
             if names.partitions_table in existing_tables:
-                client = tables.get_table_client(names.partitions_table)
-                count = len([e async for e in client.query_entities("PartitionKey eq ''", select=["RowKey"])])
+                count = await PartitionTable(tables.get_table_client(names.partitions_table)).count() or 0
             description = TaskHubDescription(task_hub=names.task_hub, partition_count=count)
             for table in (names.history_table, names.instances_table, names.partitions_table, names.poison_table):
                 description.tables[table] = table in existing_tables

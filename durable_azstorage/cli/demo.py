@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Generator, Iterator
 from datetime import timedelta
@@ -19,14 +20,15 @@ from typing import Any
 import click
 from durabletask import task
 
-from .azurite import Azurite
-from .client import TaskHubClient
-from .connection import StorageAccount
-from .model import OrchestrationState
-from .settings import WorkerSettings
-from .worker import Worker
+from ..aio import TaskHubClient
+from ..azurite import Azurite
+from ..connection import StorageAccount
+from ..model import OrchestrationState
+from ..settings import WorkerSettings
+from ..worker import Worker
+from .emulator import DEFAULT_DATA_DIR
 
-__all__ = ["run_demo"]
+__all__ = ["demo", "run_demo"]
 
 
 def say_hello(ctx: task.ActivityContext, city: str) -> str:
@@ -106,3 +108,18 @@ def run_demo(*, data_dir: Path, connection_string: str | None, task_hub_name: st
             f"queues {task_hub_name.lower()}-control-00..03 and {task_hub_name.lower()}-workitems."
         )
     return code
+
+
+@click.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    help="Where the embedded Azurite keeps its data.",
+)
+@click.option("--connection", envvar="AzureWebJobsStorage", help="Use this storage account instead of Azurite.")
+@click.option("--task-hub-name", default="DemoHub", show_default=True)
+def demo(data_dir: Path, connection: str | None, task_hub_name: str) -> None:
+    """Run a worker and sample orchestrations on an embedded Azurite, print the results, stop."""
+    sys.exit(run_demo(data_dir=data_dir, connection_string=connection, task_hub_name=task_hub_name))

@@ -1,0 +1,217 @@
+"""What every CLI verb shares: the common options, the client, one-line errors and output.
+
+Option names follow Azure Functions Core Tools (``func durable``). Output is a table (or a
+sentence) for people and, with ``--json``, the camelCase JSON of the HTTP API for scripts.
+Errors are one line on stderr with exit code 2 (see :func:`durable_azstorage.cli.main`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..aio import TaskHubClient
+from ..app_files import AppFiles, load_app_files
+from ..client import format_time
+from ..connection import StorageAccount
+from ..errors import ConfigurationError
+from ..model import OrchestrationState, OrchestrationStatus
+
+__all__ = [
+    "DEFAULT_HUB",
+    "Verbs",
+    "as_utc",
+    "common_options",
+    "emit",
+    "load_register_function",
+    "parse_statuses",
+    "payload_arg",
+    "print_table",
+    "resolve_account",
+    "run_async",
+    "status_name",
+    "with_client",
+]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_HUB = "TestHubName"
+"""The Durable Functions extension's default (``DurableTaskOptions.DefaultHubName``)."""
+
+
+def resolve_account(connection: str | None, setting: str | None) -> StorageAccount:
+    """A connection string, or the name of a setting (``AzureWebJobsStorage`` by default)."""
+    if connection and "=" in connection:
+        return StorageAccount.from_connection_string(connection)
+    return StorageAccount.from_settings(name=connection or setting or "AzureWebJobsStorage")
+
+
+def _load_app_dir(ctx: click.Context, _param: click.Parameter, value: Path) -> Path:
+    """Read host.json / local.settings.json first, so the other options can default from them."""
+    files = load_app_files(value)
+    files.apply_local_values()
+    ctx.meta["durable_azstorage.app_files"] = files
+    return value
+
+
+def app_files_of(ctx: click.Context) -> AppFiles | None:
+    files = ctx.meta.get("durable_azstorage.app_files")
+    return files if isinstance(files, AppFiles) else None
+
+
+def _default_hub(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    """``--task-hub-name`` > ``DURABLE_TASK_HUB`` > host.json ``hubName`` > ``TestHubName``."""
+    if value:
+        return value
+    files = app_files_of(ctx)
+    from_host = files.task_hub_name() if files is not None else None
+    return from_host or DEFAULT_HUB
+
+
+def _default_setting(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        return value
+    files = app_files_of(ctx)
+    return files.connection_setting() if files is not None else None
+
+
+def common_options(fn: F) -> F:
+    fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(fn)
+    fn = click.option(
+        "--task-hub-name", envvar="DURABLE_TASK_HUB", callback=_default_hub,
+        help=f"Task hub (default: hubName of host.json, else {DEFAULT_HUB}).",
+    )(fn)
+    fn = click.option(
+        "--connection-string-setting", "setting", callback=_default_setting,
+        help="Name of the setting holding the connection (Core Tools; default: host.json, else AzureWebJobsStorage).",
+    )(fn)
+    fn = click.option(
+        "--connection",
+        help="Connection string or setting name (default: AzureWebJobsStorage, or AzureWebJobsStorage__accountName).",
+    )(fn)
+    fn = click.option(
+        "--app-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+        is_eager=True, expose_value=False, callback=_load_app_dir,
+        help="Functions app folder whose host.json and local.settings.json supply defaults.",
+    )(fn)
+    return fn
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except ValueError as exc:
+        if isinstance(exc, ConfigurationError):
+            raise
+        raise click.UsageError(str(exc)) from exc
+
+
+async def with_client(
+    connection: str | None, setting: str | None, hub: str, action: Callable[[TaskHubClient], Awaitable[T]]
+) -> T:
+    async with await TaskHubClient.open(resolve_account(connection, setting), hub) as client:
+        return await action(client)
+
+
+def emit(as_json: bool, data: Any, human: str | Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif callable(human):
+        human()
+    else:
+        click.echo(human)
+
+
+def payload_arg(value: str | None) -> str | None:
+    """Inline JSON or ``@path/to/file.json``; plain text becomes a JSON string."""
+    if value is None:
+        return None
+    if value.startswith("@"):
+        value = Path(value[1:]).read_text(encoding="utf-8")
+    try:
+        json.loads(value)
+    except ValueError:
+        return json.dumps(value)
+    return value
+
+
+def print_table(states: list[OrchestrationState]) -> None:
+    rows = [
+        (s.instance_id, s.name or "", s.runtime_status.name if s.runtime_status else "?", format_time(s.created_time))
+        for s in states
+    ]
+    header = ("INSTANCE ID", "NAME", "STATUS", "CREATED")
+    widths = [max(len(str(r[i] or "")) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(c or "").ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def parse_statuses(text: str | None) -> list[OrchestrationStatus] | None:
+    """Space- or comma-separated, case-insensitive (Core Tools); unknown names are an error."""
+    if not text:
+        return None
+    by_lower = {name.lower(): status for name, status in OrchestrationStatus.__members__.items()}
+    out = []
+    for part in text.replace(",", " ").split():
+        if part.lower() not in by_lower:
+            raise click.BadParameter(
+                f"unknown status {part!r}; use {', '.join(OrchestrationStatus.__members__)}",
+                param_hint="--runtime-status",
+            )
+        out.append(by_lower[part.lower()])
+    return out
+
+
+def status_name(state: OrchestrationState | None) -> str:
+    if state is None:
+        return "not found"
+    return state.runtime_status.name if state.runtime_status is not None else "unknown"
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class Verbs:
+    """The commands of one verb family; :mod:`durable_azstorage.cli` adds them to the root group."""
+
+    def __init__(self) -> None:
+        self.commands: list[click.Command] = []
+
+    def command(self, name: str, help: str | None = None) -> Callable[[F], F]:
+        """A verb with the common options (connection, task hub, ``--json``, ``--app-dir``)."""
+
+        def deco(fn: F) -> F:
+            self.commands.append(click.command(name, help=help)(common_options(fn)))
+            return fn
+
+        return deco
+
+    def register(self, group: click.Group) -> None:
+        for command in self.commands:
+            group.add_command(command)
+
+
+def load_register_function(spec: str) -> Callable[[Any], None]:
+    """``module:function``: the function receives the :class:`Worker` and registers functions."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise click.BadParameter("expected MODULE:FUNCTION, e.g. myapp.workflows:register", param_hint="--app")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(f"cannot import {module_name!r}: {exc}", param_hint="--app") from exc
+    register = getattr(module, attr, None)
+    if not callable(register):
+        raise click.BadParameter(f"{module_name!r} has no callable {attr!r}", param_hint="--app")
+    return register  # type: ignore[no-any-return]

@@ -1,0 +1,195 @@
+"""Verbs that host things until SIGINT/SIGTERM: ``worker`` (a durabletask app module), ``run`` (an
+Azure Functions app, like ``func start``), ``serve`` (the HTTP management API) and ``dashboard``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..app_files import load_app_files
+from ._common import Verbs, load_register_function, resolve_account, run_async
+
+__all__ = ["run", "verbs", "worker"]
+
+verbs = Verbs()
+
+
+@click.command()
+@click.option("--app", "app_spec", required=True, help="MODULE:FUNCTION that registers orchestrators and activities.")
+@click.option(
+    "--connection", envvar="AzureWebJobsStorage", help="Storage connection string (default: AzureWebJobsStorage)."
+)
+@click.option("--task-hub-name", envvar="DURABLE_TASK_HUB", default="DefaultTaskHub", show_default=True)
+@click.option("--partition-count", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--worker-id", help="Identity in the Partitions table (default: host:pid).")
+@click.option("--max-polling-interval", type=float, default=30.0, show_default=True, help="Seconds.")
+@click.option("--visibility-timeout", type=float, default=300.0, show_default=True, help="Seconds, both queues.")
+@click.option(
+    "--lease-interval",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds a partition lease lasts without renewal (failover time after a crash).",
+)
+@click.option("--drain-timeout", type=float, default=60.0, show_default=True,
+              help="Seconds a stop waits for running episodes before releasing partitions.")
+@click.option("--health-port", type=click.IntRange(0, 65535), envvar="DURABLE_AZSTORAGE_HEALTH_PORT",
+              help="Serve /healthz and /readyz on this port (default: off).")
+@click.option("--health-host", envvar="DURABLE_AZSTORAGE_HEALTH_HOST", default="127.0.0.1", show_default=True,
+              help="Interface for the probes (0.0.0.0 in a container).")
+def worker(
+    app_spec: str,
+    connection: str | None,
+    task_hub_name: str,
+    partition_count: int,
+    worker_id: str | None,
+    max_polling_interval: float,
+    visibility_timeout: float,
+    lease_interval: float,
+    drain_timeout: float,
+    health_port: int | None,
+    health_host: str,
+) -> None:
+    """Run a worker for the functions an app module registers, until SIGINT/SIGTERM."""
+    from ..settings import WorkerSettings
+    from ..worker import Worker
+
+    register = load_register_function(app_spec)
+    overrides: dict[str, Any] = {
+        "task_hub_name": task_hub_name,
+        "partition_count": partition_count,
+        "max_queue_polling_interval": timedelta(seconds=max_polling_interval),
+        "control_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
+        "work_item_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
+        "lease_interval": timedelta(seconds=lease_interval),
+        # DTAS claims for a fixed minute; shorter test leases shorten the claim too.
+        "lease_claim_duration": timedelta(seconds=60.0 if lease_interval >= 30 else lease_interval),
+        "lease_acquire_interval": timedelta(seconds=min(10.0, lease_interval / 3)),
+        "drain_timeout": timedelta(seconds=drain_timeout),
+    }
+    if worker_id:
+        overrides["worker_id"] = worker_id
+    host = Worker(resolve_account(connection, None), WorkerSettings(**overrides))
+    register(host)
+    asyncio.run(_serve_worker(host, health_host, health_port))
+
+
+async def _until_stopped() -> None:
+    """Wait for SIGINT or SIGTERM (the container runtime's stop signal)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _serve_worker(host: Any, health_host: str, health_port: int | None) -> None:
+    from ..worker.serve import serve_worker, stop_on_signals
+
+    def started(worker: Any, probes: Any) -> None:
+        where = f", probes on {health_host}:{probes.port}" if probes else ""
+        click.echo(f"worker {worker.settings.worker_id} running on task hub {worker.settings.task_hub_name}{where}",
+                   err=True)
+
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    await serve_worker(host, stop, health_host=health_host, health_port=health_port, on_started=started,
+                       on_stopping=lambda: click.echo("stopping: releasing partitions", err=True))
+
+
+@click.command("run")
+@click.argument("app", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=7071, show_default=True)
+@click.option("--host", "bind", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--key", envvar="DURABLE_AZSTORAGE_HTTP_KEY", help="Function/system key; required off loopback.")
+@click.option("--connection", help="Connection string or setting name (default: host.json, AzureWebJobsStorage).")
+@click.option("--task-hub-name", envvar="DURABLE_TASK_HUB", help="Default: host.json hubName, else TestHubName.")
+def run(app: Path, port: int, bind: str, key: str | None, connection: str | None, task_hub_name: str | None) -> None:
+    """Run APP (a folder or function_app.py) like `func start`: worker, HTTP triggers, management API."""
+    from ..functions import FunctionsHost, load_app
+
+    folder = app if app.is_dir() else app.parent
+    files = load_app_files(folder)
+    files.apply_local_values()  # before anything reads the environment, as the Functions host does
+    index = load_app(app)
+    account = resolve_account(connection, files.connection_setting())
+    host = FunctionsHost(index, account, app_files=files, task_hub_name=task_hub_name, host=bind, port=port, key=key)
+    for problem in index.problems:
+        click.echo(f"warning: {problem}", err=True)
+    asyncio.run(_serve_functions(host))
+
+
+async def _serve_functions(host: Any) -> None:
+    async with host:
+        _describe(host)
+        await _until_stopped()
+        click.echo("stopping: releasing partitions", err=True)
+
+
+def _describe(host: Any) -> None:
+    index = host.index
+    click.echo(f"Functions app {index.root} ({index.model} programming model), task hub "
+               f"{host.settings.task_hub_name}", err=True)
+    for function in index.http:
+        methods = ",".join(function.methods or ("ALL",))
+        click.echo(f"  {function.name}: [{methods}] {host.base_url}/{host.route_prefix}/{function.route}".replace(
+            "//" + function.route, "/" + function.route), err=True)
+    for kind, names in (("orchestrator", index.orchestrators), ("activity", index.activities),
+                        ("entity", index.entities)):
+        for name in names:
+            click.echo(f"  {name}: {kind}", err=True)
+    for trigger in index.triggers:
+        binding = trigger.trigger
+        detail = binding.get("schedule") or binding.get("queueName") or binding.get("path") or ""
+        click.echo(f"  {trigger.name}: {binding.raw.get('type', binding.type)} {detail}", err=True)
+    click.echo(f"Management API: {host.base_url}/runtime/webhooks/durabletask", err=True)
+    click.echo(f"Dashboard: {host.base_url}/dashboard/", err=True)
+
+
+@verbs.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=7071, show_default=True)
+@click.option("--key", envvar="DURABLE_AZSTORAGE_HTTP_KEY", help="Required when not bound to loopback.")
+def serve(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+    host: str, port: int, key: str | None,
+) -> None:
+    """Serve the Durable Functions HTTP management API (and the dashboard) for the task hub."""
+    from ..http import serve as serve_api
+
+    click.echo(f"serving {task_hub_name} on http://{host}:{port}/runtime/webhooks/durabletask", err=True)
+    click.echo(f"dashboard: http://{host}:{port}/dashboard/", err=True)
+    try:
+        run_async(serve_api(resolve_account(connection, setting), task_hub_name, host=host, port=port, key=key))
+    except KeyboardInterrupt:
+        pass
+
+
+
+@verbs.command("dashboard")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=7072, show_default=True)
+@click.option("--key", envvar="DURABLE_AZSTORAGE_HTTP_KEY", help="Required when not bound to loopback.")
+def dashboard(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+    host: str, port: int, key: str | None,
+) -> None:
+    """Serve the task hub's dashboard at http://HOST:PORT/dashboard/ until Ctrl-C."""
+    from ..dashboard import serve_dashboard
+
+    async def main() -> None:
+        started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        started.add_done_callback(lambda f: click.echo(f"dashboard of {task_hub_name}: {f.result()}", err=True))
+        await serve_dashboard(
+            resolve_account(connection, setting), task_hub_name, host=host, port=port, key=key, started=started
+        )
+
+    try:
+        run_async(main())
+    except KeyboardInterrupt:
+        pass

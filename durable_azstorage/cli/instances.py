@@ -1,0 +1,227 @@
+"""Instance verbs: the ``func durable`` ones (start-new, get-runtime-status, get-history, get-instances,
+raise-event, terminate, rewind, purge-history, delete-task-hub) and the ones it lacks (suspend,
+resume, restart, purge, wait)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+
+from ..aio import TaskHubClient
+from ..client import format_time, raw_event_dict, status_payload
+from ..codec.names import TaskHubNames
+from ..errors import InstanceNotFoundError
+from ..model import OrchestrationState, OrchestrationStatus
+from ..storage import TaskHubResources
+from ._common import (
+    Verbs,
+    as_utc,
+    emit,
+    parse_statuses,
+    payload_arg,
+    print_table,
+    resolve_account,
+    run_async,
+    status_name,
+    with_client,
+)
+from ._progress import progress_line
+
+__all__ = ["verbs"]
+
+verbs = Verbs()
+
+
+@verbs.command("start-new")
+@click.option("--function-name", required=True, help="Orchestrator name.")
+@click.option("--id", "instance_id", help="Instance id (default: a new GUID).")
+@click.option("--input", "input_", help="JSON input, or @file.json.")
+def start_new(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+    function_name: str, instance_id: str | None, input_: str | None,
+) -> None:
+    """Start an orchestration (creating the task hub if needed, as DTAS's start does)."""
+
+    async def start(c: TaskHubClient) -> str:
+        await c.create_task_hub()
+        return await c.schedule_new_orchestration(
+            function_name, instance_id=instance_id, raw_input=payload_arg(input_)
+        )
+
+    new_id = run_async(with_client(connection, setting, task_hub_name, start))
+    now = format_time(datetime.now(timezone.utc))
+    emit(as_json, {"id": new_id}, f"Started '{function_name}' at {now}. Instance ID: '{new_id}'.")
+
+@verbs.command("get-runtime-status")
+@click.option("--id", "instance_id", required=True)
+@click.option("--show-input", is_flag=True)
+@click.option("--show-output", is_flag=True)
+def get_runtime_status(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+    instance_id: str, show_input: bool, show_output: bool,
+) -> None:
+    """Print an instance's status."""
+    state = run_async(with_client(connection, setting, task_hub_name, lambda c: c.get_orchestration_state(instance_id)))
+    if state is None:
+        raise InstanceNotFoundError(f"no orchestration instance with id {instance_id!r}")
+    payload = status_payload(state, show_input=show_input)
+    if not show_output:
+        payload["output"] = None
+    emit(as_json, payload, json.dumps(payload, indent=2, ensure_ascii=False))
+
+@verbs.command("get-history")
+@click.option("--id", "instance_id", required=True)
+def get_history(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool, instance_id: str
+) -> None:
+    """Print an instance's history events."""
+    events = run_async(
+        with_client(connection, setting, task_hub_name, lambda c: c.get_orchestration_history(instance_id))
+    )
+    data = [raw_event_dict(e) for e in events]
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+@verbs.command("get-instances")
+@click.option("--created-after", type=click.DateTime(), help="ISO 8601, UTC.")
+@click.option("--created-before", type=click.DateTime(), help="ISO 8601, UTC.")
+@click.option("--runtime-status", help='e.g. "running completed"')
+@click.option("--instance-id-prefix")
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--continuation-token")
+@click.option("--all-pages", is_flag=True, help="Follow continuation tokens to the end.")
+def get_instances(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+    created_after: datetime | None, created_before: datetime | None, runtime_status: str | None,
+    instance_id_prefix: str | None, top: int, continuation_token: str | None, all_pages: bool,
+) -> None:
+    """List instances, one page (or all pages)."""
+    statuses = parse_statuses(runtime_status)
+
+    async def query(c: TaskHubClient) -> tuple[list[OrchestrationState], str | None]:
+        found: list[OrchestrationState] = []
+        token = continuation_token
+        while True:
+            page = await c.query_instances(
+                runtime_status=statuses, created_from=as_utc(created_after), created_to=as_utc(created_before),
+                instance_id_prefix=instance_id_prefix, page_size=top, continuation_token=token,
+            )
+            found += page.instances
+            token = page.continuation_token
+            if not all_pages or token is None:
+                return found, token
+
+    states, token = run_async(with_client(connection, setting, task_hub_name, query))
+
+    def human() -> None:
+        print_table(states)
+        click.echo(f"Continuation token for next set of results: '{token or ''}'")
+
+    emit(as_json, {"instances": [status_payload(s) for s in states], "continuationToken": token}, human)
+
+@verbs.command("raise-event")
+@click.option("--id", "instance_id", required=True)
+@click.option("--event-name", default=None, help="Default: Event_<guid>.")
+@click.option("--event-data", help="JSON, or @file.json.")
+def raise_event(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+    instance_id: str, event_name: str | None, event_data: str | None,
+) -> None:
+    """Send an external event to an instance."""
+
+    name = event_name or f"Event_{uuid.uuid4()}"
+    run_async(with_client(connection, setting, task_hub_name,
+                      lambda c: c.raise_event(instance_id, name, raw_data=payload_arg(event_data))))
+    emit(as_json, {"id": instance_id, "eventName": name}, f"Raised event '{name}' to instance '{instance_id}'.")
+
+def _simple(name: str, verb: str, op: Callable[[TaskHubClient, str, str | None], Awaitable[Any]]) -> None:
+    @verbs.command(name, help=f"{verb.split()[0]} an instance (a worker applies it asynchronously).")
+    @click.option("--id", "instance_id", required=True)
+    @click.option("--reason")
+    def run(
+        connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+        instance_id: str, reason: str | None,
+    ) -> None:
+        run_async(with_client(connection, setting, task_hub_name, lambda c: op(c, instance_id, reason)))
+        emit(as_json, {"id": instance_id, "operation": name}, f"{verb} instance '{instance_id}'.")
+
+
+_simple("terminate", "Terminate requested for", lambda c, i, r: c.terminate(i, r))
+_simple("suspend", "Suspend requested for", lambda c, i, r: c.suspend(i, r))
+_simple("resume", "Resume requested for", lambda c, i, r: c.resume(i, r))
+_simple("rewind", "Rewind requested for", lambda c, i, r: c.rewind(i, r))
+
+@verbs.command("restart")
+@click.option("--id", "instance_id", required=True)
+@click.option("--new-instance-id/--same-instance-id", default=False, show_default=True)
+def restart(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+    instance_id: str, new_instance_id: bool,
+) -> None:
+    """Start an instance's orchestration again with its original input."""
+    new_id = run_async(with_client(connection, setting, task_hub_name,
+                               lambda c: c.restart(instance_id, new_instance_id=new_instance_id)))
+    emit(as_json, {"id": new_id}, f"Restarted '{instance_id}'. Instance ID: '{new_id}'.")
+
+@verbs.command("purge")
+@click.option("--id", "instance_id", required=True)
+def purge(connection: str | None, setting: str | None, task_hub_name: str, as_json: bool, instance_id: str) -> None:
+    """Delete one instance's history, blobs and status row (any status)."""
+    result = run_async(with_client(connection, setting, task_hub_name, lambda c: c.purge_instance(instance_id)))
+    emit(as_json, {"instancesDeleted": result.instances_deleted, "rowsDeleted": result.rows_deleted},
+          f"Instances deleted: {result.instances_deleted}\nRows deleted: {result.rows_deleted}")
+
+@verbs.command("purge-history")
+@click.option("--created-after", type=click.DateTime(), help="Default: the beginning of time.")
+@click.option("--created-before", type=click.DateTime())
+@click.option("--runtime-status", help="completed terminated canceled failed (non-terminal ones are ignored)")
+def purge_history(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+    created_after: datetime | None, created_before: datetime | None, runtime_status: str | None,
+) -> None:
+    """Purge finished instances created in a time range."""
+    with progress_line("purging", enabled=not as_json) as line:
+        result = run_async(with_client(connection, setting, task_hub_name, lambda c: c.purge_instances(
+            created_from=as_utc(created_after) or datetime(1601, 1, 1, tzinfo=timezone.utc),
+            created_to=as_utc(created_before), runtime_status=parse_statuses(runtime_status),
+            progress=lambda n: line.update(f"{n} instances purged"))))
+    emit(as_json, {"instancesDeleted": result.instances_deleted, "rowsDeleted": result.rows_deleted},
+          f"Instances deleted: {result.instances_deleted}\nRows deleted: {result.rows_deleted}")
+
+@verbs.command("wait")
+@click.option("--id", "instance_id", required=True)
+@click.option("--timeout", type=click.FloatRange(min=0), help="Seconds; default: wait forever.")
+def wait(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
+    instance_id: str, timeout: float | None,
+) -> None:
+    """Wait for an instance to finish; exit code 1 when it did not complete successfully."""
+    with progress_line(f"waiting for {instance_id}", enabled=not as_json) as line:
+        def show(state: OrchestrationState | None) -> None:
+            line.update(status_name(state))
+
+        try:
+            state = run_async(with_client(connection, setting, task_hub_name, lambda c: c.wait_for_completion(
+                instance_id, timeout=timeout, on_poll=show)))
+        except TimeoutError as exc:
+            raise click.ClickException(str(exc)) from exc
+    emit(as_json, status_payload(state),
+          f"Instance '{instance_id}' is {status_name(state)}.")
+    if state.runtime_status != OrchestrationStatus.Completed:
+        sys.exit(1)
+
+@verbs.command("delete-task-hub")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_task_hub(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool, yes: bool
+) -> None:
+    """Delete every table, queue and container of the task hub."""
+    if not yes and not as_json:
+        click.confirm(f"Delete task hub {task_hub_name!r} and all its data?", abort=True)
+    run_async(TaskHubResources(resolve_account(connection, setting), TaskHubNames(task_hub_name)).delete())
+    emit(as_json, {"deleted": task_hub_name}, f"Task hub '{task_hub_name}' deleted.")

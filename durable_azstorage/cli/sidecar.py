@@ -1,0 +1,113 @@
+"""``durable-azstorage sidecar``: the gRPC endpoint for durabletask SDK workers and clients."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import signal
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["sidecar"]
+
+
+@click.command("sidecar")
+@click.option("--port", type=click.IntRange(0, 65535), default=4001, show_default=True)
+@click.option("--host", "bind", default="localhost", show_default=True, help="Interface to listen on.")
+@click.option("--key", envvar="DURABLE_AZSTORAGE_SIDECAR_KEY", help="Require 'authorization: Bearer KEY'.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM chain.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM key.")
+@click.option(
+    "--connection", envvar="AzureWebJobsStorage", help="Storage connection string (default: AzureWebJobsStorage)."
+)
+@click.option("--task-hub-name", envvar="DURABLE_TASK_HUB", default="default", show_default=True)
+@click.option("--partition-count", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--worker-id", help="Identity in the Partitions table (default: host:pid).")
+@click.option("--max-polling-interval", type=float, default=30.0, show_default=True, help="Seconds.")
+@click.option(
+    "--max-concurrent-activities", type=click.IntRange(1, 10_000), default=100, show_default=True,
+    help="Activity work items held for connected workers at once (workers' own limits still apply).",
+)
+@click.option("--visibility-timeout", type=float, default=300.0, show_default=True, help="Seconds, both queues.")
+@click.option(
+    "--lease-interval", type=float, default=30.0, show_default=True,
+    help="Seconds a partition lease lasts without renewal (failover time after a crash).",
+)
+@click.option("--dashboard-port", type=click.IntRange(0, 65535), help="Also serve the dashboard on this port.")
+def sidecar(
+    port: int,
+    bind: str,
+    key: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    connection: str | None,
+    task_hub_name: str,
+    partition_count: int,
+    worker_id: str | None,
+    max_polling_interval: float,
+    max_concurrent_activities: int,
+    visibility_timeout: float,
+    lease_interval: float,
+    dashboard_port: int | None,
+) -> None:
+    """Serve the Durable Task gRPC protocol (TaskHubSidecarService) on this task hub."""
+    from ..connection import StorageAccount
+    from ..settings import WorkerSettings
+    from ..sidecar.server import Sidecar, TlsFiles
+
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    tls = TlsFiles(tls_cert.read_bytes(), tls_key.read_bytes()) if tls_cert and tls_key else None
+    overrides: dict[str, Any] = {
+        "task_hub_name": task_hub_name,
+        "partition_count": partition_count,
+        "max_concurrent_activities": max_concurrent_activities,
+        "max_queue_polling_interval": timedelta(seconds=max_polling_interval),
+        "control_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
+        "work_item_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
+        "lease_interval": timedelta(seconds=lease_interval),
+        "lease_claim_duration": timedelta(seconds=60.0 if lease_interval >= 30 else lease_interval),
+        "lease_acquire_interval": timedelta(seconds=min(10.0, lease_interval / 3)),
+    }
+    if worker_id:
+        overrides["worker_id"] = worker_id
+    account = StorageAccount.from_connection_string(connection) if connection else StorageAccount.from_settings()
+    dashboard = None
+    if dashboard_port is not None:
+        from ..dashboard import counted_account, serve_dashboard
+
+        account, counter = counted_account(account)  # the worker's transactions show on the dashboard
+        dashboard = functools.partial(serve_dashboard, account, task_hub_name, host=bind, port=dashboard_port,
+                                      key=key, counter=counter)
+    server = Sidecar(account, WorkerSettings(**overrides), host=bind, port=port, key=key, tls=tls)
+    asyncio.run(_serve(server, dashboard))
+
+
+async def _serve(server: Any, dashboard: Callable[..., Coroutine[Any, Any, None]] | None = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        click.echo(
+            f"sidecar listening on {server.address} for task hub {server.settings.task_hub_name} "
+            f"(worker {server.settings.worker_id})",
+            err=True,
+        )
+        site: asyncio.Task[None] | None = None
+        if dashboard is not None:
+            started: asyncio.Future[str] = loop.create_future()
+            site = asyncio.create_task(dashboard(stop=stop, started=started))
+            watch: set[asyncio.Future[Any]] = {started, site}
+            await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+            if site.done():
+                site.result()  # it could not start (port in use, no key off loopback): say so now
+            click.echo(f"dashboard: {started.result()}", err=True)
+        await stop.wait()
+        if site is not None:
+            await site
+        click.echo("stopping: handing work and partitions back", err=True)
