@@ -1,7 +1,9 @@
-"""The async API (Azure SDK layout): ``durable_azstorage.aio.TaskHubClient``."""
+"""The async API, laid out as the Azure SDKs do: ``from durable_azstorage.aio import TaskHubClient``."""
 
 from __future__ import annotations
 
-from ..client._async_client import InstancePage, PurgeResult, TaskHubClient
+from ..client import InstancePage, PurgeResult
+from ..client._async_client import TaskHubClient
+from ..model import InstanceQuery
 
-__all__ = ["InstancePage", "PurgeResult", "TaskHubClient"]
+__all__ = ["InstancePage", "InstanceQuery", "PurgeResult", "TaskHubClient"]

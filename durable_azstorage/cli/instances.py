@@ -17,7 +17,7 @@ from ..aio import TaskHubClient
 from ..client import format_time, raw_event_dict, status_payload
 from ..codec.names import TaskHubNames
 from ..errors import InstanceNotFoundError
-from ..model import OrchestrationState, OrchestrationStatus
+from ..model import InstanceQuery, OrchestrationState, OrchestrationStatus
 from ..storage import TaskHubResources
 from ._common import (
     Verbs,
@@ -106,11 +106,12 @@ def get_instances(
     async def query(c: TaskHubClient) -> tuple[list[OrchestrationState], str | None]:
         found: list[OrchestrationState] = []
         token = continuation_token
+        filters = InstanceQuery.of(
+            runtime_status=statuses, created_from=as_utc(created_after), created_to=as_utc(created_before),
+            instance_id_prefix=instance_id_prefix, page_size=top,
+        )
         while True:
-            page = await c.query_instances(
-                runtime_status=statuses, created_from=as_utc(created_after), created_to=as_utc(created_before),
-                instance_id_prefix=instance_id_prefix, page_size=top, continuation_token=token,
-            )
+            page = await c.query_instances(filters, continuation_token=token)
             found += page.instances
             token = page.continuation_token
             if not all_pages or token is None:

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
@@ -31,6 +31,7 @@ from ..model import (
     ExecutionTerminatedEvent,
     GenericEvent,
     HistoryEvent,
+    InstanceQuery,
     OrchestrationInstance,
     OrchestrationState,
     OrchestrationStatus,
@@ -276,61 +277,23 @@ class TaskHubClient(EntityClientMixin):
         return list(loaded.events)
 
     async def query_instances(
-        self,
-        *,
-        runtime_status: Collection[OrchestrationStatus] | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        instance_id_prefix: str | None = None,
-        page_size: int = 100,
-        continuation_token: str | None = None,
-        fetch_payloads: bool = True,
+        self, query: InstanceQuery | None = None, *, continuation_token: str | None = None, **filters: Any
     ) -> InstancePage:
         """One page of instances; a page may be short (even empty) while a token is returned.
 
-        Raises ``ValueError`` for a malformed continuation token or a non-positive page size.
+        Pass an :class:`InstanceQuery`, or its fields as keywords (``runtime_status=[...]``,
+        ``created_from``, ``created_to``, ``instance_id_prefix``, ``page_size``, ``fetch_payloads``).
+        Raises ``ValueError`` for a malformed continuation token or a page size outside 1..1000.
         """
-        if page_size < 1 or page_size > 1000:
-            raise ValueError("page_size must be between 1 and 1000")
-        states, token = await self._hub.instances.query(
-            runtime_status=runtime_status,
-            created_from=created_from,
-            created_to=created_to,
-            instance_id_prefix=instance_id_prefix,
-            page_size=page_size,
-            continuation_token=continuation_token,
-            fetch_input=fetch_payloads,
-            fetch_output=fetch_payloads,
-        )
+        states, token = await self._hub.instances.query(query or InstanceQuery.of(**filters), continuation_token)
         return InstancePage(states, token)
 
     async def list_instances(
-        self,
-        *,
-        runtime_status: Collection[OrchestrationStatus] | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        instance_id_prefix: str | None = None,
-        page_size: int = 100,
-        fetch_payloads: bool = True,
+        self, query: InstanceQuery | None = None, **filters: Any
     ) -> AsyncIterator[OrchestrationState]:
         """Every matching instance, following continuation tokens."""
-        token: str | None = None
-        while True:
-            page = await self.query_instances(
-                runtime_status=runtime_status,
-                created_from=created_from,
-                created_to=created_to,
-                instance_id_prefix=instance_id_prefix,
-                page_size=page_size,
-                continuation_token=token,
-                fetch_payloads=fetch_payloads,
-            )
-            for state in page.instances:
-                yield state
-            token = page.continuation_token
-            if token is None:
-                return
+        async for state in self._hub.instances.query_all(query or InstanceQuery.of(**filters)):
+            yield state
 
     # ------------------------------------------------------------------ purge
 
@@ -384,12 +347,10 @@ class TaskHubClient(EntityClientMixin):
                 progress(done.instances_deleted)
             return result
 
-        async for state in self.list_instances(
-            runtime_status=sorted(statuses),
-            created_from=created_from,
-            created_to=created_to or utc_now(),
-            fetch_payloads=False,
-        ):
+        query = InstanceQuery.of(
+            runtime_status=statuses, created_from=created_from, created_to=created_to or utc_now(), fetch_payloads=False
+        )
+        async for state in self.list_instances(query):
             tasks.append(asyncio.create_task(purge(state.instance_id)))
         await asyncio.gather(*tasks)
         return done
@@ -446,12 +407,5 @@ class TaskHubClient(EntityClientMixin):
             sender=_CLIENT_SENDER,
         )
         queue = self._hub.control_queue_for(instance.instance_id)
-        delay = _start_delay(event)
-        blob_name = await queue.send(message, visibility_delay=delay)
+        blob_name = await queue.send(message)  # a scheduled start stays invisible until due
         return None if blob_name is None else self._hub.payloads.url_for(blob_name)
-
-
-def _start_delay(event: HistoryEvent) -> timedelta | None:
-    if isinstance(event, ExecutionStartedEvent) and event.scheduled_start_time is not None:
-        return max(timedelta(0), event.scheduled_start_time - utc_now())
-    return None

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 from ..codec import entity_codec, instance_codec
 from ..codec.queue_codec import MessageData
 from ..errors import LargePayloadError
-from ..model import EventRaisedEvent, OrchestrationInstance, OrchestrationState, OrchestrationStatus, TaskMessage
+from ..model import (
+    EventRaisedEvent,
+    InstanceQuery,
+    OrchestrationInstance,
+    OrchestrationState,
+    OrchestrationStatus,
+    TaskMessage,
+)
 from ..model import utc_now as _utc_now
 from ..model.entities import (
     RELEASE_EVENT_NAME,
@@ -151,12 +158,23 @@ class EntityClientMixin:
         await self._hub.control_queue_for(instance_id).send(message)
 
     async def get_entity(
-        self, entity: EntityId | str, *, key: str | None = None, include_state: bool = True
+        self,
+        entity: EntityId | str,
+        *,
+        key: str | None = None,
+        include_state: bool = True,
+        include_transient: bool = False,
     ) -> EntityMetadata | None:
-        """The entity, or None when it has no state (never signalled, or deleted)."""
+        """The entity, or None when it has no state (never signalled, or deleted).
+
+        ``include_transient`` also returns an entity without state that is locked or has queued
+        operations (as the Core entity query does).
+        """
         entity_id = entity_id_of(entity, key)
         state = await self._read_row(entity_id.instance_id, include_state)
-        return None if state is None else _metadata(state, include_state=include_state, include_transient=False)
+        if state is None:
+            return None
+        return _metadata(state, include_state=include_state, include_transient=include_transient)
 
     async def _read_row(self, instance_id: str, include_state: bool) -> OrchestrationState | None:
         """The entity's row with its scheduler state resolved.
@@ -210,15 +228,15 @@ class EntityClientMixin:
         started = loop.time()
         token = continuation_token
         while True:
-            states, token = await self._hub.instances.query(
+            query = InstanceQuery.of(
                 instance_id_prefix=prefix,
                 created_from=last_operation_from,
                 created_to=last_operation_to,
                 fetch_input=include_state,
                 fetch_output=False,
                 page_size=page_size,
-                continuation_token=token,
             )
+            states, token = await self._hub.instances.query(query, token)
             if include_state:
                 states = [await self._fresh(s) for s in states]
             found = [
@@ -246,9 +264,8 @@ class EntityClientMixin:
         token = continuation_token
         now = _utc_now()
         while True:
-            states, token = await self._hub.instances.query(
-                instance_id_prefix="@", fetch_input=False, fetch_output=False, continuation_token=token
-            )
+            query = InstanceQuery.of(instance_id_prefix="@", fetch_input=False, fetch_output=False)
+            states, token = await self._hub.instances.query(query, token)
             jobs: list[Any] = []
             for state in states:
                 status = entity_codec.decode_entity_status(state.custom_status)
@@ -340,9 +357,16 @@ class SyncEntityClientMixin:
         )
 
     def get_entity(
-        self, entity: EntityId | str, *, key: str | None = None, include_state: bool = True
+        self,
+        entity: EntityId | str,
+        *,
+        key: str | None = None,
+        include_state: bool = True,
+        include_transient: bool = False,
     ) -> EntityMetadata | None:
-        return self._run(self.aio.get_entity(entity, key=key, include_state=include_state))
+        return self._run(
+            self.aio.get_entity(entity, key=key, include_state=include_state, include_transient=include_transient)
+        )
 
     def read_entity_state(self, entity: EntityId | str, *, key: str | None = None) -> tuple[bool, Any]:
         return self._run(self.aio.read_entity_state(entity, key=key))

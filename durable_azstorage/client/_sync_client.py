@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..connection import StorageAccount
-from ..model import HistoryEvent, OrchestrationState, OrchestrationStatus
+from ..model import HistoryEvent, InstanceQuery, OrchestrationState, OrchestrationStatus
 from ..storage import PoisonRecord, TaskHubStorage
 from ._async_client import DEFAULT_DEDUPE_STATUSES, InstancePage, PurgeResult
 from ._async_client import TaskHubClient as AsyncTaskHubClient
@@ -191,50 +191,16 @@ class TaskHubClient(SyncEntityClientMixin):
         )
 
     def query_instances(
-        self,
-        *,
-        runtime_status: Collection[OrchestrationStatus] | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        instance_id_prefix: str | None = None,
-        page_size: int = 100,
-        continuation_token: str | None = None,
-        fetch_payloads: bool = True,
+        self, query: InstanceQuery | None = None, *, continuation_token: str | None = None, **filters: Any
     ) -> InstancePage:
-        return self._run(
-            self._client.query_instances(
-                runtime_status=runtime_status,
-                created_from=created_from,
-                created_to=created_to,
-                instance_id_prefix=instance_id_prefix,
-                page_size=page_size,
-                continuation_token=continuation_token,
-                fetch_payloads=fetch_payloads,
-            )
-        )
+        return self._run(self._client.query_instances(query, continuation_token=continuation_token, **filters))
 
-    def list_instances(
-        self,
-        *,
-        runtime_status: Collection[OrchestrationStatus] | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        instance_id_prefix: str | None = None,
-        page_size: int = 100,
-        fetch_payloads: bool = True,
-    ) -> Iterator[OrchestrationState]:
+    def list_instances(self, query: InstanceQuery | None = None, **filters: Any) -> Iterator[OrchestrationState]:
         """Every matching instance; pages are fetched lazily as the iterator advances."""
+        query = query or InstanceQuery.of(**filters)
         token: str | None = None
         while True:
-            page = self.query_instances(
-                runtime_status=runtime_status,
-                created_from=created_from,
-                created_to=created_to,
-                instance_id_prefix=instance_id_prefix,
-                page_size=page_size,
-                continuation_token=token,
-                fetch_payloads=fetch_payloads,
-            )
+            page = self.query_instances(query, continuation_token=token)
             yield from page.instances
             token = page.continuation_token
             if token is None:

@@ -23,16 +23,19 @@ from ..model import (
     ExecutionSuspendedEvent,
     ExecutionTerminatedEvent,
     HistoryEvent,
+    InstanceQuery,
     OrchestrationInstance,
     OrchestrationState,
     OrchestrationStatus,
     utc_now,
 )
 from .netjson import dumps, to_utc
+from .odata import odata_datetime, odata_string
 from .partitioning import escape_partition_key, unescape_partition_key
 from .table_columns import blob_name_property, column_datetime, column_int, column_string
 
 __all__ = [
+    "query_filter",
     "blob_url",
     "instance_entity_for_create",
     "instance_entity_to_state",
@@ -242,3 +245,47 @@ def blob_url(container_url: str, blob_name: str) -> str:
     """``MessageManager.GetBlobUrl``: each '/'-separated segment ``Uri.EscapeDataString``-escaped."""
     segments = (quote(segment, safe="") for segment in blob_name.split("/"))
     return f"{container_url.rstrip('/')}/{'/'.join(segments)}"
+
+
+def query_filter(query: InstanceQuery) -> str | None:
+    """OData filter of ``OrchestrationInstanceStatusQueryCondition.GetODataFilter``.
+
+    The prefix becomes a PartitionKey range on the *escaped* prefix (keys are escaped ids);
+    entity exclusion only applies without a prefix, as in DTAS.
+    """
+    conditions: list[str] = []
+    created_from, created_to, prefix = query.created_from, query.created_to, query.instance_id_prefix
+    if created_from is not None:
+        conditions.append(f"CreatedTime ge {odata_datetime(created_from)}")
+    if created_to is not None:
+        conditions.append(f"CreatedTime le {odata_datetime(created_to)}")
+    if query.updated_from is not None:
+        conditions.append(f"LastUpdatedTime ge {odata_datetime(query.updated_from)}")
+    if query.updated_to is not None:
+        conditions.append(f"LastUpdatedTime le {odata_datetime(query.updated_to)}")
+    if query.name_prefix:
+        conditions.append(f"Name ge {odata_string(query.name_prefix)}")
+        conditions.append(f"Name lt {odata_string(_successor(query.name_prefix))}")
+    if query.runtime_status:
+        statuses = sorted(query.runtime_status)
+        conditions.append(" or ".join(f"RuntimeStatus eq {odata_string(s.name)}" for s in statuses))
+    if query.task_hub_names:
+        hubs = sorted(query.task_hub_names)
+        conditions.append(" or ".join(f"TaskHubName eq {odata_string(name)}" for name in hubs))
+    if prefix:
+        low = escape_partition_key(prefix)
+        high = _successor(low)
+        conditions.append(f"PartitionKey ge {odata_string(low)}")
+        conditions.append(f"PartitionKey lt {odata_string(high)}")
+    elif query.exclude_entities:
+        conditions.append("PartitionKey lt '@' or PartitionKey ge 'A'")
+    if not conditions:
+        return None
+    if len(conditions) == 1:
+        return conditions[0]
+    return " and ".join(f"({c})" for c in conditions)
+
+
+def _successor(prefix: str) -> str:
+    """The smallest string after every string that starts with ``prefix``: a range's upper bound."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)

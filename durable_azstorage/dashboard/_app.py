@@ -24,9 +24,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from ..aio import TaskHubClient
 from ..errors import DurableAzStorageError, InstanceNotFoundError, InvalidInstanceStateError
 from ..metrics import TransactionCounter
-from ..model import OrchestrationStatus
+from ..model import InstanceQuery, OrchestrationStatus
 from ..model.entities import EntityId
-from ._instances import InstanceFilter, instance_detail, query_page
+from ._instances import instance_detail, query_page
 from ._operate import bulk, entity_detail, entity_page, poison_list, poison_resolve
 from ._overview import HealthCheck, HubSampler, overview
 
@@ -186,13 +186,13 @@ def _time(request: web.Request, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _instance_filter(request: web.Request) -> InstanceFilter:
+def _instance_filter(request: web.Request) -> InstanceQuery:
     names = [s for s in request.query.get("status", "").split(",") if s]
     unknown = [n for n in names if n not in OrchestrationStatus.__members__]
     if unknown:
         allowed = ", ".join(OrchestrationStatus.__members__)
         raise ValueError(f"unknown status {', '.join(unknown)}; use one of {allowed}")
-    return InstanceFilter(
+    return InstanceQuery.of(
         runtime_status=[OrchestrationStatus[n] for n in names] or None,
         name_prefix=request.query.get("namePrefix") or None,
         instance_id_prefix=request.query.get("instanceIdPrefix") or None,
@@ -200,7 +200,7 @@ def _instance_filter(request: web.Request) -> InstanceFilter:
         created_to=_time(request, "createdTo"),
         updated_from=_time(request, "updatedFrom"),
         updated_to=_time(request, "updatedTo"),
-        include_entities=request.query.get("includeEntities") == "true",
+        exclude_entities=request.query.get("includeEntities") != "true",
     )
 
 

@@ -11,73 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from ..aio import TaskHubClient
 from ..client import parse_json_or_text, raw_event_dict
-from ..codec import instance_codec
-from ..model import ExecutionStartedEvent, OrchestrationState, OrchestrationStatus
-from ..storage.history_store import odata_string
-from ..storage.instance_store import (
-    INSTANCE_COLUMNS,
-    build_query_filter,
-    decode_continuation_token,
-    encode_continuation_token,
-)
+from ..model import ExecutionStartedEvent, InstanceQuery, OrchestrationState, OrchestrationStatus
 from ._timeline import build_timeline, iso_ms
 
-__all__ = ["InstanceFilter", "instance_detail", "instance_row", "query_page"]
+__all__ = ["instance_detail", "instance_row", "query_page"]
 
-_LIST_COLUMNS = [c for c in INSTANCE_COLUMNS if c not in ("Input", "Output")]
 _PREVIEW_CHARS = 200
 _PAGE_FILL_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
-class InstanceFilter:
-    """What the instances table can be filtered by; every field is optional."""
-
-    runtime_status: Collection[OrchestrationStatus] | None = None
-    name_prefix: str | None = None
-    instance_id_prefix: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-    updated_from: datetime | None = None
-    updated_to: datetime | None = None
-    include_entities: bool = False
-
-    def odata(self) -> str | None:
-        base = build_query_filter(
-            runtime_status=self.runtime_status,
-            created_from=self.created_from,
-            created_to=self.created_to,
-            instance_id_prefix=self.instance_id_prefix,
-            exclude_entities=not self.include_entities,
-        )
-        extra: list[str] = []
-        if self.name_prefix:
-            high = self.name_prefix[:-1] + chr(ord(self.name_prefix[-1]) + 1)
-            extra.append(f"Name ge {odata_string(self.name_prefix)} and Name lt {odata_string(high)}")
-        if self.updated_from is not None:
-            extra.append(f"LastUpdatedTime ge datetime'{_odata_time(self.updated_from)}'")
-        if self.updated_to is not None:
-            extra.append(f"LastUpdatedTime le datetime'{_odata_time(self.updated_to)}'")
-        parts = ([base] if base else []) + extra
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else " and ".join(f"({p})" for p in parts)
-
-
-def _odata_time(value: datetime) -> str:
-    utc = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0Z"
-
-
 async def query_page(
-    client: TaskHubClient, query: InstanceFilter, *, top: int, continuation_token: str | None
+    client: TaskHubClient, query: InstanceQuery, *, top: int, continuation_token: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Up to ``top`` rows and the token for the next page (None at the end).
 
@@ -85,25 +35,15 @@ async def query_page(
     query we keep reading for up to 2 s to fill the page, asking each time only for what is
     missing, so the token always points just after the last row returned.
     """
-    hub = client.storage
-    table = hub.table_service.get_table_client(hub.names.instances_table)
-    odata = query.odata()
     loop = asyncio.get_running_loop()
     started = loop.time()
     rows: list[dict[str, Any]] = []
     token = continuation_token
     while True:
-        want = top - len(rows)
-        if odata is None:
-            pager = table.list_entities(results_per_page=want, select=_LIST_COLUMNS)
-        else:
-            pager = table.query_entities(odata, results_per_page=want, select=_LIST_COLUMNS)
-        sdk_token: Any = decode_continuation_token(token)
-        pages = pager.by_page(continuation_token=sdk_token)
-        async for page in pages:
-            rows.extend([instance_row(instance_codec.instance_entity_to_state(e)) async for e in page])
-            break
-        token = encode_continuation_token(getattr(pages, "continuation_token", None))
+        page = replace(query, page_size=top - len(rows), fetch_input=False, fetch_output=False)
+        result = await client.query_instances(page, continuation_token=token)
+        rows.extend(instance_row(state) for state in result.instances)
+        token = result.continuation_token
         if len(rows) >= top or token is None or loop.time() - started > _PAGE_FILL_SECONDS:
             return rows, token
 

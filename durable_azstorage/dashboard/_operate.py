@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..aio import TaskHubClient
-from ..client import EntityMetadata, _metadata
+from ..client import EntityMetadata
 from ..errors import DurableAzStorageError, InstanceNotFoundError
 from ..model.entities import EntityId
 from ..storage.poison_store import PoisonRecord
@@ -94,10 +94,7 @@ async def entity_page(
 
 
 async def entity_detail(client: TaskHubClient, entity_id: EntityId) -> dict[str, Any] | None:
-    state = await client._read_row(entity_id.instance_id, True)
-    if state is None:
-        return None
-    metadata = _metadata(state, include_state=True, include_transient=True)
+    metadata = await client.get_entity(entity_id, include_state=True, include_transient=True)
     return None if metadata is None else _entity_json(metadata, preview=False)
 
 

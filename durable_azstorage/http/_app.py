@@ -17,7 +17,7 @@ from ..client import BASE_PATH, management_urls, status_payload
 from ..errors import (
     InstanceNotFoundError,
 )
-from ..model import RUNNING_STATUSES, OrchestrationStatus
+from ..model import RUNNING_STATUSES, InstanceQuery, OrchestrationStatus
 from ._entities import add_entity_routes
 from ._requests import (
     CLIENT,
@@ -121,15 +121,15 @@ async def list_instances(request: web.Request) -> web.Response:
     if not top_text.isdigit() or not 1 <= int(top_text) <= 1000:
         raise BadRequest("query parameter 'top' must be an integer between 1 and 1000")
     show_input = flag(request, "showInput", True)
-    page = await client.query_instances(
+    query = InstanceQuery.of(
         runtime_status=statuses_param(request),
         created_from=time_param(request, "createdTimeFrom"),
         created_to=time_param(request, "createdTimeTo"),
         instance_id_prefix=query_ci(request, "instanceIdPrefix"),
         page_size=int(top_text),
-        continuation_token=request.headers.get("x-ms-continuation-token") or None,
-        fetch_payloads=True,
     )
+    token = request.headers.get("x-ms-continuation-token") or None
+    page = await client.query_instances(query, continuation_token=token)
     body = [status_payload(s, show_input=show_input) for s in page.instances]
     return web.json_response(body, headers={"x-ms-continuation-token": page.continuation_token or ""})
 

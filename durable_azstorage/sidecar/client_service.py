@@ -20,6 +20,7 @@ from ..errors import InstanceNotFoundError, InvalidInstanceStateError
 from ..model import (
     ExecutionCompletedEvent,
     FailureDetails,
+    InstanceQuery,
     OrchestrationState,
     OrchestrationStatus,
     SubOrchestrationInstanceCompletedEvent,
@@ -245,15 +246,16 @@ class ClientService:
         client = await self._client(context)
         q = request.query
         prefix = opt(q, "instanceIdPrefix")
-        page = await client.query_instances(
+        query = InstanceQuery.of(
             runtime_status=_statuses(q.runtimeStatus),
             created_from=opt_time(q, "createdTimeFrom"),
             created_to=opt_time(q, "createdTimeTo"),
             instance_id_prefix=prefix or None,
+            exclude_entities=True,
             page_size=min(q.maxInstanceCount or 100, 1000),
-            continuation_token=opt(q, "continuationToken") or None,
             fetch_payloads=bool(q.fetchInputsAndOutputs),
         )
+        page = await client.query_instances(query, continuation_token=opt(q, "continuationToken") or None)
         # Entities live in the same table; orchestration queries never show them.
         states = [s for s in page.instances if not s.instance_id.startswith("@")]
         return pb.QueryInstancesResponse(
@@ -269,12 +271,11 @@ class ClientService:
         if not statuses:
             return pb.ListInstanceIdsResponse()
         low, high = opt_time(request, "completedTimeFrom"), opt_time(request, "completedTimeTo")
-        page = await client.query_instances(
-            runtime_status=sorted(statuses),
-            page_size=min(request.pageSize or 100, 1000),
-            continuation_token=opt(request, "lastInstanceKey") or None,
+        query = InstanceQuery.of(
+            runtime_status=statuses, exclude_entities=True, page_size=min(request.pageSize or 100, 1000),
             fetch_payloads=False,
         )
+        page = await client.query_instances(query, continuation_token=opt(request, "lastInstanceKey") or None)
         ids = [
             s.instance_id
             for s in page.instances

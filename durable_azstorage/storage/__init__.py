@@ -4,8 +4,10 @@ Everything here is async and raises the typed errors of :mod:`durable_azstorage.
 """
 
 # The hub, wired once: clients and stores shared by the worker and the client.
+# The one write path of an episode: outbound messages, history, Instances row (DTAS order).
 # One store per table, queue kind and container.
 from .blobs import LargePayloadStore
+from .checkpoint import Checkpoint, CheckpointResult, commit_checkpoint
 from .history_store import HistoryStore
 from .instance_store import InstanceStore
 from .partition_table import Lease, LeaseConflictError, PartitionTable
@@ -21,6 +23,10 @@ __all__ = [
     "TaskHubStorage",
     "TaskHubDescription",
     "TaskHubResources",
+    # checkpoint
+    "Checkpoint",
+    "CheckpointResult",
+    "commit_checkpoint",
     # stores
     "HistoryStore",
     "InstanceStore",

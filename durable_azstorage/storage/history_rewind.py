@@ -18,6 +18,7 @@ from azure.core import MatchConditions
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
+from ..codec.odata import odata_string
 from ..codec.partitioning import SENTINEL_ROW_KEY, escape_partition_key
 from ..errors import InstanceNotFoundError
 
@@ -31,10 +32,6 @@ MarkPending = Callable[[str], Awaitable[None]]
 _GENERIC = "GenericEvent"
 
 
-def _q(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 async def rewind_history(table: TableClient, instance_id: str, mark_pending: MarkPending | None = None) -> list[str]:
     """Rewrite failure rows of ``instance_id`` (and failed children); return the failed leaves.
 
@@ -42,13 +39,13 @@ async def rewind_history(table: TableClient, instance_id: str, mark_pending: Mar
     replaced with their own ETag, so a concurrent checkpoint makes this fail loudly (412)
     instead of silently mixing histories.
     """
-    partition = f"PartitionKey eq {_q(escape_partition_key(instance_id))}"
+    partition = f"PartitionKey eq {odata_string(escape_partition_key(instance_id))}"
     started = [e async for e in table.query_entities(f"{partition} and EventType eq 'OrchestratorStarted'")]
     if not started:
         raise InstanceNotFoundError(f"instance {instance_id!r} has no history to rewind")
     latest = max(started, key=lambda e: str(e["RowKey"]))
     execution_id = str(latest.get("ExecutionId", ""))
-    scope = f"{partition} and ExecutionId eq {_q(execution_id)}"
+    scope = f"{partition} and ExecutionId eq {odata_string(execution_id)}"
     failures = [
         e
         async for e in table.query_entities(
@@ -80,7 +77,8 @@ async def rewind_history(table: TableClient, instance_id: str, mark_pending: Mar
     if not has_failed_children:
         leaves.append(instance_id)
     log.info(
-        "HistoryRewound instance=%s execution=%s rows=%d leaves=%s", instance_id, execution_id, len(failures), leaves
+        "history.rewound",
+        extra={"instance_id": instance_id, "execution_id": execution_id, "rows": len(failures), "leaves": leaves},
     )
     return leaves
 
@@ -88,7 +86,7 @@ async def rewind_history(table: TableClient, instance_id: str, mark_pending: Mar
 async def _rewrite_first(table: TableClient, query: str, *, to_generic: bool) -> TableEntity | None:
     rows = [e async for e in table.query_entities(query)]
     if not rows:
-        log.warning("RewindTriggerRowMissing filter=%s", query)
+        log.warning("history.rewind_trigger_row_missing", extra={"filter": query})
         return None
     await _replace(table, rows[0], to_generic=to_generic)
     return rows[0]

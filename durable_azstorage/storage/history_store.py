@@ -23,6 +23,7 @@ from azure.data.tables.aio import TableClient
 
 from ..codec import history_codec as codec
 from ..codec import table_columns
+from ..codec.odata import odata_string
 from ..codec.partitioning import SENTINEL_ROW_KEY, escape_partition_key, history_row_key
 from ..errors import CheckpointConflictError
 from ..model import HistoryEvent
@@ -35,7 +36,6 @@ __all__ = [
     "HistoryLoad",
     "HistoryStore",
     "OffloadedProperty",
-    "odata_string",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,6 @@ _EXECUTION_ID = "ExecutionId"
 _CHECKPOINT_COMPLETED = "CheckpointCompletedTimestamp"
 _IS_CHECKPOINT_COMPLETE = "IsCheckpointComplete"
 _CONFLICT_STATUSES = frozenset({409, 412})
-
-
-def odata_string(value: str) -> str:
-    """An OData string literal; doubling quotes is the only escape the Table service needs."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass
@@ -130,12 +125,14 @@ class HistoryStore:
             result.events = [codec.entity_to_history_event(row) for row in rows]
             result.execution_id = execution_id
         log.debug(
-            "FetchedInstanceHistory instance=%s execution=%s events=%d rows=%d etag=%s",
-            instance_id,
-            result.execution_id,
-            len(result.events),
-            len(entities),
-            result.etag,
+            "history.fetched",
+            extra={
+                "instance_id": instance_id,
+                "execution_id": result.execution_id,
+                "events": len(result.events),
+                "rows": len(entities),
+                "etag": result.etag,
+            },
         )
         return result
 
@@ -166,14 +163,14 @@ class HistoryStore:
         for (row, prop, blob_name), text in zip(jobs, texts, strict=True):
             row[prop] = text
             del row[table_columns.blob_name_property(prop)]
-            log.debug("HistoryPropertyInflated blob=%s property=%s", blob_name, prop)
+            log.debug("history.property_inflated", extra={"blob": blob_name, "property": prop})
         return [name for _, _, name in jobs]
 
     async def _download_property(self, blob_name: str) -> str:
         try:
             return await self._payloads.download_text(blob_name)
         except ResourceNotFoundError:
-            log.error("HistoryBlobMissing blob=%s", blob_name)
+            log.error("history.blob_missing", extra={"blob": blob_name})
             raise
 
     # ------------------------------------------------------------ checkpoint
@@ -261,11 +258,13 @@ class HistoryStore:
             entity[item.property_name] = ""
             entity[table_columns.blob_name_property(item.property_name)] = item.blob_name
             log.info(
-                "HistoryPropertyOffloaded row=%s/%s property=%s blob=%s",
-                entity["PartitionKey"],
-                entity["RowKey"],
-                item.property_name,
-                item.blob_name,
+                "history.property_offloaded",
+                extra={
+                    "partition": entity["PartitionKey"],
+                    "row": entity["RowKey"],
+                    "property": item.property_name,
+                    "blob": item.blob_name,
+                },
             )
         return plan
 
@@ -303,13 +302,15 @@ class HistoryStore:
         except HttpResponseError as exc:
             if exc.status_code in _CONFLICT_STATUSES:
                 log.warning(
-                    "SplitBrainDetected instance=%s execution=%s new_events=%d total_events=%d status=%s etag=%s",
-                    instance_id,
-                    execution_id,
-                    len(batch),
-                    all_event_count,
-                    exc.status_code,
-                    etag or "",
+                    "history.split_brain_detected",
+                    extra={
+                        "instance_id": instance_id,
+                        "execution_id": execution_id,
+                        "new_events": len(batch),
+                        "total_events": all_event_count,
+                        "status": exc.status_code,
+                        "etag": etag or "",
+                    },
                 )
                 raise CheckpointConflictError(
                     f"history of instance {instance_id!r} was changed by another writer "
@@ -320,13 +321,15 @@ class HistoryStore:
         if new_etag is None:
             raise RuntimeError("the Table service returned no ETag for the history sentinel")
         log.debug(
-            "AppendedInstanceHistory instance=%s execution=%s rows=%d final=%s etag=%s->%s",
-            instance_id,
-            execution_id,
-            len(batch),
-            completed_at is not None,
-            etag,
-            new_etag,
+            "history.appended",
+            extra={
+                "instance_id": instance_id,
+                "execution_id": execution_id,
+                "rows": len(batch),
+                "final": completed_at is not None,
+                "etag": etag,
+                "new_etag": new_etag,
+            },
         )
         return new_etag
 
@@ -339,7 +342,7 @@ class HistoryStore:
             return 0
         deleted = await asyncio.gather(*(self._payloads.delete(name) for name in unique))
         count = sum(1 for ok in deleted if ok)
-        log.debug("HistoryBlobsDeleted requested=%d deleted=%d", len(unique), count)
+        log.debug("history.blobs_deleted", extra={"requested": len(unique), "deleted": count})
         return count
 
     async def purge(self, instance_id: str) -> int:
@@ -361,7 +364,7 @@ class HistoryStore:
                 return await self._delete_chunk(chunk)
 
         deleted = sum(await asyncio.gather(*(run(chunk) for chunk in chunks)))
-        log.info("HistoryPurged instance=%s rows=%d", instance_id, deleted)
+        log.info("history.purged", extra={"instance_id": instance_id, "rows": deleted})
         return deleted
 
     async def _delete_chunk(self, chunk: list[dict[str, str]]) -> int:

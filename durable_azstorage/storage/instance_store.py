@@ -13,9 +13,9 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,18 +31,18 @@ from ..model import (
     EventType,
     ExecutionStartedEvent,
     ExecutionTerminatedEvent,
+    InstanceQuery,
     OrchestrationState,
     OrchestrationStatus,
     utc_now,
 )
 from .blobs import LargePayloadStore
-from .history_store import OffloadedProperty, odata_string
+from .history_store import OffloadedProperty
 
 __all__ = [
     "INSTANCE_COLUMNS",
     "InstanceRecord",
     "InstanceStore",
-    "build_query_filter",
     "decode_continuation_token",
     "encode_continuation_token",
 ]
@@ -112,10 +112,10 @@ class InstanceStore:
                 escape_partition_key(instance_id), "", select=_projection(fetch_input, fetch_output)
             )
         except ResourceNotFoundError:
-            log.debug("FetchedInstanceStatus instance=%s status=NotFound", instance_id)
+            log.debug("instances.status_fetched", extra={"instance_id": instance_id, "status": "NotFound"})
             return None
         state = await self._to_state(entity, fetch_input=fetch_input, fetch_output=fetch_output)
-        log.debug("FetchedInstanceStatus instance=%s status=%s", instance_id, state.runtime_status)
+        log.debug("instances.status_fetched", extra={"instance_id": instance_id, "status": state.runtime_status})
         return InstanceRecord(state, str(entity.metadata.get("etag", "")))
 
     async def _to_state(self, entity: TableEntity, *, fetch_input: bool, fetch_output: bool) -> OrchestrationState:
@@ -155,14 +155,14 @@ class InstanceStore:
             return None
         blob_name = self._payloads.blob_name_from_url(value)
         if blob_name is None:
-            log.warning("InstanceBlobUrlForeign instance=%s url=%s", instance_id, value)
+            log.warning("instances.blob_url_foreign", extra={"instance_id": instance_id, "url": value})
         return blob_name
 
     async def _download_or_none(self, instance_id: str, blob_name: str) -> str | None:
         try:
             return await self._payloads.download_text(blob_name)
         except ResourceNotFoundError:
-            log.warning("InstanceBlobMissing instance=%s blob=%s", instance_id, blob_name)
+            log.warning("instances.blob_missing", extra={"instance_id": instance_id, "blob": blob_name})
             return None
 
     # ----------------------------------------------------------------- write
@@ -194,10 +194,13 @@ class InstanceStore:
                 )
         except HttpResponseError as exc:
             if exc.status_code in (409, 412):
-                log.info("InstanceCreateConflict partition=%s status=%s", entity["PartitionKey"], exc.status_code)
+                log.info(
+                    "instances.create_conflict",
+                    extra={"partition": entity["PartitionKey"], "status": exc.status_code},
+                )
                 return False
             raise
-        log.debug("InstanceStatusUpdate partition=%s status=Pending", entity["PartitionKey"])
+        log.debug("instances.status_update", extra={"partition": entity["PartitionKey"], "status": "Pending"})
         return True
 
     async def merge_checkpoint(self, entity: Mapping[str, Any], *, offloaded: Sequence[OffloadedProperty] = ()) -> str:
@@ -214,7 +217,10 @@ class InstanceStore:
                 blob_name = reused or await self._upload_instance_blob(row, column, value)
                 row[column] = self._payloads.url_for(blob_name)
         result = await self._table.upsert_entity(row, mode=UpdateMode.MERGE)
-        log.debug("InstanceStatusUpdate partition=%s status=%s", row.get("PartitionKey"), row.get("RuntimeStatus"))
+        log.debug(
+            "instances.status_update",
+            extra={"partition": row.get("PartitionKey"), "status": row.get("RuntimeStatus")},
+        )
         return str(result.get("etag", ""))
 
     async def update_terminated_without_history(
@@ -254,7 +260,10 @@ class InstanceStore:
             await self._table.update_entity(row, mode=UpdateMode.MERGE)
         except ResourceNotFoundError as exc:
             raise InstanceNotFoundError(f"instance {instance_id!r} has no Instances row") from exc
-        log.debug("InstanceStatusUpdate partition=%s status=%s", row["PartitionKey"], row.get("RuntimeStatus"))
+        log.debug(
+            "instances.status_update",
+            extra={"partition": row["PartitionKey"], "status": row.get("RuntimeStatus")},
+        )
 
     async def _offload_with_blob_name_column(self, entity: dict[str, Any]) -> None:
         """Client-create path: ``Input`` too big for a cell becomes ``""`` + ``InputBlobName``."""
@@ -268,38 +277,24 @@ class InstanceStore:
         name in the event-type slot: ``{PK}/history--{Col}-{R:X8}-{Col}.json.gz``."""
         blob_name = history_codec.history_property_blob_name(str(row["PartitionKey"]), "", column, column)
         await self._payloads.upload_text(blob_name, value)
-        log.info("InstancePropertyOffloaded partition=%s column=%s blob=%s", row["PartitionKey"], column, blob_name)
+        log.info(
+            "instances.property_offloaded",
+            extra={"partition": row["PartitionKey"], "column": column, "blob": blob_name},
+        )
         return blob_name
 
     # ----------------------------------------------------------------- query
 
     async def query(
-        self,
-        *,
-        runtime_status: Collection[OrchestrationStatus] | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        instance_id_prefix: str | None = None,
-        exclude_entities: bool = False,
-        page_size: int = 100,
-        continuation_token: str | None = None,
-        fetch_input: bool = True,
-        fetch_output: bool = True,
-        task_hub_names: Collection[str] | None = None,
+        self, query: InstanceQuery, continuation_token: str | None = None
     ) -> tuple[list[OrchestrationState], str | None]:
         """One service page of matching rows and an opaque token for the next (None at the end).
 
         Filtering on non-key columns happens server-side per partition scan, so a page may
         hold fewer than ``page_size`` rows (even none) while a token is still returned.
         """
-        query_filter = build_query_filter(
-            runtime_status=runtime_status,
-            created_from=created_from,
-            created_to=created_to,
-            instance_id_prefix=instance_id_prefix,
-            exclude_entities=exclude_entities,
-            task_hub_names=task_hub_names,
-        )
+        query_filter = instance_codec.query_filter(query)
+        fetch_input, fetch_output, page_size = query.fetch_input, query.fetch_output, query.page_size
         select = _projection(fetch_input, fetch_output)
         if query_filter is None:
             pager = self._table.list_entities(results_per_page=page_size, select=select)
@@ -316,78 +311,23 @@ class InstanceStore:
         states = await asyncio.gather(
             *(self._to_state(e, fetch_input=fetch_input, fetch_output=fetch_output) for e in entities)
         )
-        log.debug("QueriedInstances filter=%s rows=%d more=%s", query_filter, len(states), next_token is not None)
+        log.debug(
+            "instances.queried",
+            extra={"filter": query_filter, "rows": len(states), "more": next_token is not None},
+        )
         return list(states), next_token
 
-    async def query_all(
-        self,
-        *,
-        runtime_status: Collection[OrchestrationStatus] | None = None,
-        created_from: datetime | None = None,
-        created_to: datetime | None = None,
-        instance_id_prefix: str | None = None,
-        exclude_entities: bool = False,
-        page_size: int = 100,
-        fetch_input: bool = True,
-        fetch_output: bool = True,
-        task_hub_names: Collection[str] | None = None,
-    ) -> AsyncIterator[OrchestrationState]:
+    async def query_all(self, query: InstanceQuery) -> AsyncIterator[OrchestrationState]:
         """Every matching row, following continuation tokens page by page."""
         token: str | None = None
         while True:
-            states, token = await self.query(
-                runtime_status=runtime_status,
-                created_from=created_from,
-                created_to=created_to,
-                instance_id_prefix=instance_id_prefix,
-                exclude_entities=exclude_entities,
-                page_size=page_size,
-                continuation_token=token,
-                fetch_input=fetch_input,
-                fetch_output=fetch_output,
-                task_hub_names=task_hub_names,
-            )
+            states, token = await self.query(query, token)
             for state in states:
                 yield state
             if token is None:
                 return
 
 
-def build_query_filter(
-    *,
-    runtime_status: Collection[OrchestrationStatus] | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
-    instance_id_prefix: str | None = None,
-    exclude_entities: bool = False,
-    task_hub_names: Collection[str] | None = None,
-) -> str | None:
-    """OData filter of ``OrchestrationInstanceStatusQueryCondition.GetODataFilter``.
-
-    The prefix becomes a PartitionKey range on the *escaped* prefix (keys are escaped ids);
-    entity exclusion only applies without a prefix, as in DTAS.
-    """
-    conditions: list[str] = []
-    if created_from is not None:
-        conditions.append(f"CreatedTime ge datetime'{_odata_datetime(created_from)}'")
-    if created_to is not None:
-        conditions.append(f"CreatedTime le datetime'{_odata_datetime(created_to)}'")
-    if runtime_status:
-        conditions.append(" or ".join(f"RuntimeStatus eq {odata_string(s.name)}" for s in runtime_status))
-    if task_hub_names:
-        conditions.append(" or ".join(f"TaskHubName eq {odata_string(name)}" for name in task_hub_names))
-    if instance_id_prefix:
-        low = escape_partition_key(instance_id_prefix)
-        high = low[:-1] + chr(ord(low[-1]) + 1)
-        conditions.append(f"PartitionKey ge {odata_string(low)}")
-        conditions.append(f"PartitionKey lt {odata_string(high)}")
-    elif exclude_entities:
-        conditions.append("PartitionKey lt '@' or PartitionKey ge 'A'")
-    if not conditions:
-        return None
-    if len(conditions) == 1:
-        return conditions[0]
-    return " and ".join(f"({c})" for c in conditions)
 
 
 def encode_continuation_token(token: object) -> str | None:
@@ -416,14 +356,6 @@ def _projection(fetch_input: bool, fetch_output: bool) -> list[str] | None:
     return [c for c in INSTANCE_COLUMNS if (fetch_input or c != "Input") and (fetch_output or c != "Output")]
 
 
-def _odata_datetime(value: datetime) -> str:
-    """``DateTime.ToString("O")`` of a UTC time; naive values are taken as UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    utc = value.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0Z"
-
-
 def _history_blob_for(column: str, offloaded: Sequence[OffloadedProperty]) -> str | None:
     sources = _HISTORY_SOURCES[column]
     for item in reversed(offloaded):
@@ -440,9 +372,9 @@ def _input_from_start_message(instance_id: str, text: str, url: str) -> str | No
         message = decode_message_data(text)
         event = message.task_message.event if message.task_message is not None else None
     except (MessageDecodeError, ValueError):
-        log.warning("InstanceInputBlobUnreadable instance=%s url=%s", instance_id, url, exc_info=True)
+        log.warning("instances.input_blob_unreadable", extra={"instance_id": instance_id, "url": url}, exc_info=True)
         return url
     if isinstance(event, ExecutionStartedEvent):
         return event.input
-    log.warning("InstanceInputBlobUnrecognized instance=%s url=%s", instance_id, url)
+    log.warning("instances.input_blob_unrecognized", extra={"instance_id": instance_id, "url": url})
     return url

@@ -17,6 +17,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
+from ..codec.odata import odata_string
 from ..codec.partitioning import escape_partition_key
 from .blobs import LargePayloadStore
 
@@ -87,7 +88,7 @@ class PoisonStore:
         )
 
     async def list(self, queue_name: str | None = None) -> AsyncIterator[PoisonRecord]:
-        query = f"PartitionKey eq '{escape_partition_key(queue_name)}'" if queue_name else None
+        query = f"PartitionKey eq {odata_string(escape_partition_key(queue_name))}" if queue_name else None
         entities = self._table.query_entities(query) if query else self._table.list_entities()
         try:
             async for entity in entities:

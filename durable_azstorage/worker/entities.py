@@ -31,8 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..codec import entity_codec, instance_codec
-from ..codec.queue_codec import MessageData
+from ..codec import entity_codec
 from ..errors import CheckpointConflictError, FunctionNotRegisteredError, MessageDecodeError
 from ..model import (
     EventRaisedEvent,
@@ -72,9 +71,8 @@ from ..runtimes.entities import (
     StartOrchestration,
 )
 from ..runtimes.rules import FIRE_AND_FORGET_TAG
-from ..storage import TaskHubStorage
-from ..storage.history_store import OffloadedProperty
-from ..storage.queues import QueueMessage, next_sequence_number
+from ..storage import Checkpoint, TaskHubStorage, commit_checkpoint
+from ..storage.queues import QueueMessage
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
 
@@ -346,8 +344,6 @@ class EntityProcessor:
         now: datetime,
     ) -> None:
         execution_id = uuid.uuid4().hex
-        sender = OrchestrationInstance(instance_id=instance_id, execution_id=execution_id)
-        await asyncio.gather(*(self._send(sender, target, event) for target, event in outbound.items))
         started = ExecutionStartedEvent(
             orchestration_instance=OrchestrationInstance(instance_id=instance_id, execution_id=execution_id),
             name=(previous.name if previous and previous.name else instance_id),
@@ -362,25 +358,19 @@ class EntityProcessor:
             started,
             OrchestratorCompletedEvent(timestamp=now),
         ]
-        offloaded: list[OffloadedProperty] = []
-        etag = await self._hub.history.checkpoint(
-            instance_id,
-            execution_id,
-            all_event_count=len(new_events),
-            new_events=new_events,
-            etag=history.etag,
-            now=now,
-            offloaded=offloaded,
+        result = await commit_checkpoint(
+            self._hub,
+            Checkpoint(
+                instance_id=instance_id,
+                execution_id=execution_id,
+                new_events=new_events,
+                event_count=len(new_events),
+                etag=history.etag,
+                now=now,
+                outbound=[TaskMessage(event=event, orchestration_instance=target) for target, event in outbound.items],
+                custom_status=entity_codec.encode_entity_status(state.status()),
+            ),
         )
-        row = instance_codec.instance_update_for_checkpoint(
-            new_events,
-            instance_id=instance_id,
-            execution_id=execution_id,
-            custom_status=entity_codec.encode_entity_status(state.status()),
-            task_hub_name=self._hub.names.task_hub,
-            now=now,
-        )
-        await self._hub.instances.merge_checkpoint(row, offloaded=offloaded)
         if history.blob_names:
             # The previous scheduler state's blob: nothing points to it any more.
             await self._hub.history.delete_blobs(history.blob_names)
@@ -391,24 +381,14 @@ class EntityProcessor:
             CachedHistory(
                 execution_id=execution_id,
                 events=new_events,
-                etag=etag,
-                blob_names=[o.blob_name for o in offloaded],
+                etag=result.etag,
+                blob_names=result.offloaded_blob_names,
             ),
         )
         log.debug(
             "entity.checkpointed",
             extra={"instance_id": instance_id, "queue": len(state.queue or []), "locked_by": state.locked_by},
         )
-
-    async def _send(self, sender: OrchestrationInstance, target: OrchestrationInstance, event: HistoryEvent) -> None:
-        md = MessageData(
-            activity_id=uuid.uuid4(),
-            task_message=TaskMessage(event=event, orchestration_instance=target),
-            sequence_number=next_sequence_number(),
-            sender=sender,
-        )
-        await self._hub.control_queue_for(target.instance_id).send(md)
-
 
 
 def _response(outcome: OperationOutcome) -> ResponseMessage:

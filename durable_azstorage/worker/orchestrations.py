@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..codec import instance_codec
-from ..codec.queue_codec import MessageData
 from ..errors import CheckpointConflictError
 from ..model import (
     EventType,
     ExecutionStartedEvent,
     HistoryEvent,
-    OrchestrationInstance,
     OrchestrationStatus,
     TaskMessage,
     utc_now,
@@ -30,9 +27,9 @@ from ..model import (
 from ..runtimes.base import OrchestrationRuntime
 from ..runtimes.rules import is_out_of_order, runtime_status
 from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
-from ..storage import TaskHubStorage
-from ..storage.history_store import HistoryLoad, OffloadedProperty
-from ..storage.queues import QueueMessage, next_sequence_number
+from ..storage import Checkpoint, TaskHubStorage, commit_checkpoint
+from ..storage.history_store import HistoryLoad
+from ..storage.queues import QueueMessage
 from .entities import is_early_entity_response
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
@@ -295,23 +292,23 @@ class OrchestrationProcessor:
     async def _commit(
         self, instance_id: str, batch: _Batch, history: CachedHistory, outcome: EpisodeOutcome, now: datetime
     ) -> None:
-        messages, persisted, execution_id, past = await self._run_continue_as_new(instance_id, outcome, history)
-        sender = OrchestrationInstance(instance_id=instance_id, execution_id=execution_id)
-        await self._send_all(sender, messages, persisted.episode)
+        outbound, persisted, execution_id, past = await self._run_continue_as_new(instance_id, outcome, history)
         new_events = list(persisted.history)
-        etag = history.etag
-        if new_events:
-            offloaded: list[OffloadedProperty] = []
-            etag = await self._hub.history.checkpoint(
-                instance_id,
-                execution_id,
-                all_event_count=len(past) + len(new_events),
+        result = await commit_checkpoint(
+            self._hub,
+            Checkpoint(
+                instance_id=instance_id,
+                execution_id=execution_id,
                 new_events=new_events,
+                event_count=len(past) + len(new_events),
                 etag=history.etag,
                 now=now,
-                offloaded=offloaded,
-            )
-            await self._update_instance_row(instance_id, execution_id, persisted, new_events, now, offloaded)
+                outbound=outbound,
+                episode=persisted.episode,
+                custom_status=persisted.custom_status,
+                keep_custom_status=not persisted.ran_runtime,
+            ),
+        )
         if outcome.continued_as_new is not None and history.blob_names:
             await self._hub.history.delete_blobs(history.blob_names)
         for event in new_events:
@@ -321,7 +318,7 @@ class OrchestrationProcessor:
             CachedHistory(
                 execution_id=execution_id,
                 events=[*past, *new_events],
-                etag=etag,
+                etag=result.etag,
                 blob_names=[] if outcome.continued_as_new else history.blob_names,
             ),
         )
@@ -335,9 +332,9 @@ class OrchestrationProcessor:
 
     async def _run_continue_as_new(
         self, instance_id: str, outcome: EpisodeOutcome, history: CachedHistory
-    ) -> tuple[list[tuple[str, TaskMessage, timedelta | None]], EpisodeOutcome, str, list[HistoryEvent]]:
+    ) -> tuple[list[TaskMessage], EpisodeOutcome, str, list[HistoryEvent]]:
         """Follow ContinueAsNew in-process (as DTFx does); only the last execution is persisted."""
-        messages = self._route(instance_id, outcome)
+        messages = _outbound(outcome)
         current, past, execution_id = outcome, list(history.events), history.execution_id or ""
         hops = 0
         while current.continued_as_new is not None:
@@ -349,66 +346,9 @@ class OrchestrationProcessor:
             plan = state.prepare(list(new.new_events), now=utc_now())
             result = await self._runtime.run_episode(plan.request) if plan.request is not None else None
             current = state.apply(plan, result)
-            messages += self._route(instance_id, current)
+            messages += _outbound(current)
             past, execution_id = [], new.execution_id
         return messages, current, execution_id, past
-
-    def _route(self, instance_id: str, outcome: EpisodeOutcome) -> list[tuple[str, TaskMessage, timedelta | None]]:
-        names = self._hub.names
-        now = utc_now()
-        routed: list[tuple[str, TaskMessage, timedelta | None]] = []
-        routed += [(names.work_item_queue, tm, None) for tm in outcome.work_item_messages]
-        for tm in outcome.timer_messages:
-            fire_at = getattr(tm.event, "fire_at", now)
-            routed.append((names.control_queue_for(instance_id), tm, max(timedelta(0), fire_at - now)))
-        for tm in outcome.orchestrator_messages:
-            target = tm.orchestration_instance.instance_id
-            delay = None
-            if isinstance(tm.event, ExecutionStartedEvent) and tm.event.scheduled_start_time is not None:
-                delay = max(timedelta(0), tm.event.scheduled_start_time - now)
-            routed.append((names.control_queue_for(target), tm, delay))
-        return routed
-
-    async def _send_all(
-        self, sender: OrchestrationInstance, routed: list[tuple[str, TaskMessage, timedelta | None]], episode: int
-    ) -> None:
-        """Step 1 of the checkpoint: every outbound message, in parallel."""
-        sends = [
-            self._hub.queue(queue_name).send(
-                MessageData(
-                    activity_id=uuid.uuid4(),
-                    task_message=tm,
-                    sequence_number=next_sequence_number(),
-                    episode=episode,
-                    sender=sender,
-                ),
-                visibility_delay=delay,
-            )
-            for queue_name, tm, delay in routed
-        ]
-        await asyncio.gather(*sends)
-
-    async def _update_instance_row(
-        self,
-        instance_id: str,
-        execution_id: str,
-        outcome: EpisodeOutcome,
-        new_events: list[HistoryEvent],
-        now: datetime,
-        offloaded: list[OffloadedProperty],
-    ) -> None:
-        entity = instance_codec.instance_update_for_checkpoint(
-            new_events,
-            instance_id=instance_id,
-            execution_id=execution_id,
-            custom_status=outcome.custom_status,
-            task_hub_name=self._hub.names.task_hub,
-            now=now,
-        )
-        if not outcome.ran_runtime:
-            entity.pop("CustomStatus", None)  # leave the column as the last episode set it
-        # Large Input/Output point at the blob the history row just got (as DTAS does).
-        await self._hub.instances.merge_checkpoint(entity, offloaded=offloaded)
 
     # ------------------------------------------------------------------ settle messages
     async def _settle(self, batch: _Batch) -> None:
@@ -417,6 +357,10 @@ class OrchestrationProcessor:
         work += [self._hub.queue(m.queue_name).abandon(m, delay=delay) for m, delay in batch.defer]
         await asyncio.gather(*work)
 
+
+
+def _outbound(outcome: EpisodeOutcome) -> list[TaskMessage]:
+    return [*outcome.work_item_messages, *outcome.timer_messages, *outcome.orchestrator_messages]
 
 
 def _last_complete_episode(events: list[HistoryEvent]) -> list[HistoryEvent]:

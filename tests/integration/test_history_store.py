@@ -137,7 +137,7 @@ async def test_stale_etag_raises_conflict_and_writes_nothing(env: Env, caplog: p
         await env.store.checkpoint(
             instance_id, execution_id, all_event_count=10, new_events=second_episode(), etag=etag1, now=NOW
         )
-    assert "SplitBrainDetected" in caplog.text
+    assert "history.split_brain_detected" in caplog.text
     after = await rows(env.table, instance_id)
     assert [r["RowKey"] for r in after] == [r["RowKey"] for r in before]
 

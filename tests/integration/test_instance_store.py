@@ -12,6 +12,7 @@ import pytest
 from azure.data.tables.aio import TableClient
 
 from durable_azstorage.codec import instance_codec
+from durable_azstorage.codec.instance_codec import query_filter
 from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.codec.partitioning import escape_partition_key
 from durable_azstorage.codec.queue_codec import MessageData, encode_message_data
@@ -22,6 +23,7 @@ from durable_azstorage.model import (
     ExecutionStartedEvent,
     ExecutionTerminatedEvent,
     HistoryEvent,
+    InstanceQuery,
     OrchestrationInstance,
     OrchestrationStatus,
     OrchestratorCompletedEvent,
@@ -32,7 +34,6 @@ from durable_azstorage.storage.blobs import LargePayloadStore
 from durable_azstorage.storage.history_store import HistoryStore, OffloadedProperty
 from durable_azstorage.storage.instance_store import (
     InstanceStore,
-    build_query_filter,
     decode_continuation_token,
     encode_continuation_token,
 )
@@ -225,7 +226,7 @@ async def test_foreign_blob_url_is_left_as_is(env: Env, caplog: pytest.LogCaptur
     )
     record = await env.store.get("inst-foreign")
     assert record is not None and record.state.output == url
-    assert "InstanceBlobUrlForeign" in caplog.text
+    assert "instances.blob_url_foreign" in caplog.text
 
 
 async def test_terminate_without_history_rewind_and_delete(env: Env) -> None:
@@ -268,7 +269,7 @@ async def seed(env: Env) -> None:
 
 
 async def collect(env: Env, **kw: Any) -> list[str]:
-    return sorted([s.instance_id async for s in env.store.query_all(**kw)])
+    return sorted([s.instance_id async for s in env.store.query_all(InstanceQuery.of(**kw))])
 
 
 async def test_query_by_status_created_range_prefix_and_entities(env: Env) -> None:
@@ -305,7 +306,7 @@ async def test_query_pages_with_continuation(env: Env) -> None:
     token: str | None = None
     pages = 0
     while True:
-        states, token = await env.store.query(page_size=5, continuation_token=token, fetch_input=False)
+        states, token = await env.store.query(InstanceQuery(page_size=5, fetch_input=False), token)
         assert len(states) <= 5
         assert all(s.input is None for s in states)
         seen += [s.instance_id for s in states]
@@ -324,18 +325,20 @@ async def test_query_prefix_uses_escaped_keys(env: Env) -> None:
 
 
 def test_filter_text_and_token_round_trip() -> None:
-    text = build_query_filter(
-        runtime_status=[OrchestrationStatus.Running, OrchestrationStatus.Failed],
-        created_from=T0,
-        instance_id_prefix="it's/",
+    text = query_filter(
+        InstanceQuery.of(
+            runtime_status=[OrchestrationStatus.Failed, OrchestrationStatus.Running],
+            created_from=T0,
+            instance_id_prefix="it's/",
+        )
     )
     assert text == (
         "(CreatedTime ge datetime'2024-05-01T12:00:00.0000000Z') and "
         "(RuntimeStatus eq 'Running' or RuntimeStatus eq 'Failed') and "
         "(PartitionKey ge 'it''s^0') and (PartitionKey lt 'it''s^1')"
     )
-    assert build_query_filter(exclude_entities=True) == "PartitionKey lt '@' or PartitionKey ge 'A'"
-    assert build_query_filter() is None
+    assert query_filter(InstanceQuery(exclude_entities=True)) == "PartitionKey lt '@' or PartitionKey ge 'A'"
+    assert query_filter(InstanceQuery()) is None
     token = {"PartitionKey": "p", "RowKey": ""}
     encoded = encode_continuation_token(token)
     assert encoded is not None and decode_continuation_token(encoded) == token

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from durable_azstorage.dashboard._instances import InstanceFilter
+from durable_azstorage.codec.instance_codec import query_filter
 from durable_azstorage.dashboard._timeline import build_timeline
 from durable_azstorage.model import (
     EventRaisedEvent,
     ExecutionCompletedEvent,
     ExecutionStartedEvent,
+    InstanceQuery,
     OrchestrationInstance,
     OrchestrationStatus,
     OrchestratorCompletedEvent,
@@ -84,20 +85,23 @@ def test_a_running_instance_with_nothing_outstanding_is_waiting() -> None:
 
 
 def test_instance_filter_is_one_odata_expression() -> None:
-    assert InstanceFilter(include_entities=True).odata() is None
-    assert InstanceFilter().odata() == "PartitionKey lt '@' or PartitionKey ge 'A'"
-    text = InstanceFilter(
-        runtime_status=[OrchestrationStatus.Running],
-        name_prefix="hello",
-        updated_from=datetime(2026, 1, 2, tzinfo=timezone.utc),
-        instance_id_prefix="ord",
-    ).odata()
-    assert text == (
-        "((RuntimeStatus eq 'Running') and (PartitionKey ge 'ord') and (PartitionKey lt 'ore')) and "
-        "(Name ge 'hello' and Name lt 'hellp') and "
-        "(LastUpdatedTime ge datetime'2026-01-02T00:00:00.0000000Z')"
+    assert query_filter(InstanceQuery()) is None
+    assert query_filter(InstanceQuery(exclude_entities=True)) == "PartitionKey lt '@' or PartitionKey ge 'A'"
+    text = query_filter(
+        InstanceQuery.of(
+            runtime_status=[OrchestrationStatus.Running],
+            name_prefix="hello",
+            updated_from=datetime(2026, 1, 2, tzinfo=timezone.utc),
+            instance_id_prefix="ord",
+            exclude_entities=True,
+        )
     )
-    assert "Name ge 'o''b' and Name lt 'o''c'" in (InstanceFilter(name_prefix="o'b").odata() or "")
+    assert text == (
+        "(LastUpdatedTime ge datetime'2026-01-02T00:00:00.0000000Z') and "
+        "(Name ge 'hello') and (Name lt 'hellp') and "
+        "(RuntimeStatus eq 'Running') and (PartitionKey ge 'ord') and (PartitionKey lt 'ore')"
+    )
+    assert "(Name ge 'o''b') and (Name lt 'o''c')" in (query_filter(InstanceQuery(name_prefix="o'b")) or "")
 
 
 def test_counted_account_keeps_a_hook_the_caller_installed() -> None:

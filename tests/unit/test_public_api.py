@@ -17,6 +17,7 @@ def test_root_exports() -> None:
             "InstanceAlreadyExistsError",
             "InstanceNotFoundError",
             "InstancePage",
+            "InstanceQuery",
             "InvalidInstanceIdError",
             "InvalidInstanceStateError",
             "InvalidTaskHubNameError",
@@ -34,7 +35,7 @@ def test_root_exports() -> None:
 
 
 def test_aio_exports_and_client_kinds() -> None:
-    assert sorted(durable_azstorage.aio.__all__) == ["InstancePage", "PurgeResult", "TaskHubClient"]
+    assert sorted(durable_azstorage.aio.__all__) == ["InstancePage", "InstanceQuery", "PurgeResult", "TaskHubClient"]
     assert durable_azstorage.TaskHubClient is _sync_client.TaskHubClient
     assert durable_azstorage.aio.TaskHubClient is _async_client.TaskHubClient
 
@@ -45,3 +46,16 @@ def test_sync_client_mirrors_async_methods() -> None:
     }
     missing = {n for n in public if not hasattr(_sync_client.TaskHubClient, n)}
     assert missing == set()
+
+
+def test_old_client_paths_still_work_with_a_deprecation_warning() -> None:
+    import warnings
+
+    import durable_azstorage.client as old
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert old.TaskHubClient is _async_client.TaskHubClient
+        assert old.SyncTaskHubClient is _sync_client.TaskHubClient
+    assert [w.category for w in caught] == [DeprecationWarning, DeprecationWarning]
+    assert "durable_azstorage.aio" in str(caught[0].message)
