@@ -1,6 +1,6 @@
 """One settings object for the worker, with the DTAS defaults and host.json names.
 
-Defaults follow DurableTask.AzureStorage (runtime-algorithms.md §1.2) except where noted;
+Defaults follow DurableTask.AzureStorage (``AzureStorageOrchestrationServiceSettings``) except where noted;
 ``from_host_json`` maps the Durable Functions ``extensions.durableTask`` section onto it.
 """
 

@@ -1,6 +1,7 @@
 """The async task hub client: pure storage operations, no worker needed.
 
-Every operation is what DTAS's client does on storage (runtime-algorithms.md §6): a start
+Every operation is what DTAS's client does on storage (``AzureStorageOrchestrationService``
+``CreateTaskOrchestrationAsync``, ``SendTaskOrchestrationMessageAsync`` …): a start
 enqueues the ExecutionStarted message *before* writing the Pending Instances row, so a .NET
 worker's start de-duplication accepts it; management operations are control messages with
 no execution id, processed by whichever worker owns the instance's partition.
@@ -377,7 +378,7 @@ class TaskHubClient(EntityClientMixin):
         )
 
     async def rewind(self, instance_id: str, reason: str | None = None) -> list[str]:
-        """DTAS legacy rewind of a Failed instance (runtime-algorithms.md §6.3).
+        """DTAS legacy rewind of a Failed instance (``RewindTaskOrchestrationAsync``).
 
         Failure rows of the latest execution (and of failed sub-orchestrations, recursively)
         become ``GenericEvent`` rows, the rows are set Pending, and each failed leaf gets a

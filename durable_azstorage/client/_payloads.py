@@ -3,7 +3,7 @@
 ``status_payload`` is ``StatusResponsePayload`` (camelCase, timestamps without fractions),
 ``history_payload`` the reshaped ``historyEvents`` list (PascalCase keys, as the extension
 emits them) and ``management_urls`` the ``HttpManagementPayload`` of
-``CreateCheckStatusResponse`` (ecosystem.md §1.3/§1.4).
+``CreateCheckStatusResponse`` (``HttpManagementPayload``).
 """
 
 from __future__ import annotations

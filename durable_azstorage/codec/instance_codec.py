@@ -2,7 +2,7 @@
 
 Pure: no I/O. Column-for-column with AzureTableTrackingStore (``SetNewExecutionAsync``,
 ``UpdateStateAsync``); .NET workers de-duplicate start messages against these rows, so
-a wrong column here silently drops orchestrations (storage-layout.md §7.3).
+a wrong column here silently drops orchestrations (docs/storage-layout.md).
 """
 
 from __future__ import annotations

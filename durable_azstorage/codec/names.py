@@ -106,7 +106,7 @@ def validate_instance_id(instance_id: str, *, for_new_orchestration: bool = Fals
 
 @dataclass(frozen=True)
 class TaskHubNames:
-    """All resource names of one task hub (storage-layout.md §1.2)."""
+    """All resource names of one task hub (as DTAS ``AzureStorageOrchestrationServiceSettings`` derives them)."""
 
     task_hub: str
     partition_count: int = DEFAULT_PARTITION_COUNT

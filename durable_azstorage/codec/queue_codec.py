@@ -1,6 +1,6 @@
 """Queue message bodies (DTAS ``MessageData``) <-> model objects, byte-compatible with .NET.
 
-Pure: no I/O. The writer produces exactly what DTAS 2.x writes (storage-layout.md §4);
+Pure: no I/O. The writer produces exactly what DTAS 2.x writes (``MessageManager``; docs/storage-layout.md);
 the reader also accepts what older or differently configured .NET stacks wrote (base64
 bodies, assembly-qualified and v1 ``$type`` names, DataContract ``__type``).
 """

@@ -1,4 +1,4 @@
-"""The Durable Functions HTTP management API on aiohttp (ecosystem.md §1).
+"""The Durable Functions HTTP management API on aiohttp (the extension's ``HttpApiHandler``).
 
 Routes, query parameters, JSON field names, status codes and headers are those of the
 Durable Functions extension's ``HttpApiHandler``; deviations are listed in docs/http-api.md.

@@ -1,7 +1,7 @@
 """Runtimes for Azure Functions Python apps written with azure-functions-durable 1.x.
 
 Orchestrators: the function an app registers is ``Orchestrator.create(fn)``'s ``handle``: it
-takes the extension's context JSON and returns the cumulative action list (python-sdks.md §1).
+takes the extension's context JSON and returns the cumulative action list (docs/functions-apps.md).
 We render that context from our history (:mod:`.functions_context`), call the handle, and let
 :mod:`.functions_actions` number the actions the way DTFx behind the extension's shim does, so a
 hub written here replays on the real Functions host and the other way round.

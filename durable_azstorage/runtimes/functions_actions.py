@@ -1,7 +1,7 @@
 """Turn an azure-functions-durable orchestrator's cumulative action list into new canonical actions.
 
-The SDK returns *every* action since the execution started, without ids (python-sdks.md §1.3,
-§1.5). The extension's ``OutOfProcOrchestrationShim`` feeds them to DTFx, whose context numbers
+The SDK returns *every* action since the execution started, without ids (docs/functions-apps.md).
+The extension's ``OutOfProcOrchestrationShim`` feeds them to DTFx, whose context numbers
 scheduled work from 0 and matches it against history by id. We reproduce that numbering here:
 
 * one id per activity, timer, sub-orchestration, ``call_http`` and entity call/signal, none

@@ -1,7 +1,7 @@
 """The orchestration context JSON the Durable Functions extension hands a Python orchestrator.
 
 Pure functions: model history in, the ``OrchestrationContextToString`` document out
-(python-sdks.md §1.2). Events are serialised the way Newtonsoft writes DTFx events — PascalCase
+(``DurableOrchestrationContext.from_json``). Events are serialised the way Newtonsoft writes DTFx events — PascalCase
 members, ``EventType`` as its number, timestamps in ISO 8601 with ``Z`` — because the
 azure-functions-durable SDK turns every key into an attribute and reads the ones it knows.
 """

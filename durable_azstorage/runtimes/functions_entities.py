@@ -4,7 +4,7 @@
 extension's entity context JSON (``EntityTriggerAttributeBindingProvider.EntityContextToString``:
 ``{"self":{"name","key"},"exists","state","batch":[{"name","input","isSignal"}]}``, each input
 JSON-encoded twice) and returns ``{"entityExists","entityState","results":[{"isError","result"}],
-"signals"}`` (python-sdks.md §1.7). :class:`FunctionsEntityRuntime` drives that handle
+"signals"}`` (the SDK's ``Entity.handle`` protocol). :class:`FunctionsEntityRuntime` drives that handle
 in-process, **one operation per call**: the 1.x SDK neither rolls back a failed operation's
 state change nor resets the result between operations, so running each operation on the
 state the previous *successful* one left gives the rollback and isolation of Core's

@@ -68,7 +68,7 @@ def _count(events: Iterable[HistoryEvent], types: set[EventType], event_id: int,
 
 
 def is_out_of_order(event: HistoryEvent, past: Sequence[HistoryEvent]) -> bool:
-    """A response whose scheduling event is not in history yet (runtime-algorithms §2.4).
+    """A response whose scheduling event is not in history yet (DTAS ``IsOutOfOrderMessage``).
 
     Happens when a response beats the history commit (outbound messages are sent before
     history is written). The worker abandons such messages with back-off; after 5 dequeues

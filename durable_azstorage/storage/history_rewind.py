@@ -1,6 +1,6 @@
 """DTAS's legacy rewind: neutralise failure rows in place so a replay retries them.
 
-``AzureTableTrackingStore.RewindHistoryAsync`` (runtime-algorithms.md §6.3) rewrites rows of
+``AzureTableTrackingStore.RewindHistoryAsync`` rewrites rows of
 the latest execution instead of appending events: each failure row (``TaskFailed``,
 ``SubOrchestrationInstanceFailed``, the ``Failed`` ``ExecutionCompleted``) becomes a
 ``GenericEvent`` whose ``Reason`` is ``"Rewound: <old EventType>"``, the ``TaskScheduled`` row

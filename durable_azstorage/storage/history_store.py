@@ -1,7 +1,8 @@
 """The ``{hub}History`` table: load, checkpoint and purge one instance's history.
 
-Layout and algorithms follow DurableTask.AzureStorage exactly (storage-layout.md §2,
-runtime-algorithms.md §2.3/§2.5) so that .NET and Python workers can share a task hub:
+Layout and algorithms follow DurableTask.AzureStorage exactly (docs/storage-layout.md; DTAS
+``AzureTableTrackingStore.GetHistoryEventsAsync`` / ``UpdateStateAsync``) so that .NET and Python
+workers can share a task hub:
 rows are keyed by the escaped instance id and an ``X16`` sequence number, a ``sentinel``
 row carries the ETag that serialises writers, and oversized string columns live in gzip
 blobs referenced by ``{Prop}BlobName`` columns.

@@ -1,7 +1,7 @@
 """The ``{hub}Instances`` table: one status row per instance id, in the DTAS layout.
 
 The row is what clients query and what .NET workers consult to de-duplicate starts
-(storage-layout.md §3, runtime-algorithms.md §6), so every write here mirrors the method
+(docs/storage-layout.md; DTAS ``AzureTableTrackingStore``), so every write here mirrors the method
 DTAS uses for the same transition: Insert/Replace for a client create, InsertOrMerge for a
 checkpoint, Merge with ``*`` for terminate-without-history and rewind.
 """
@@ -31,6 +31,7 @@ from ..model import (
     EventType,
     ExecutionStartedEvent,
     ExecutionTerminatedEvent,
+    HistoryEvent,
     InstanceQuery,
     OrchestrationState,
     OrchestrationStatus,
@@ -125,7 +126,7 @@ class InstanceStore:
         elif state.input:
             state.input = await self._resolve_input(state.instance_id, state.input)
         elif isinstance(entity.get("InputBlobName"), str):
-            # Client-create fallback (storage-layout §3.3): DTAS never reads it back, we do.
+            # Client-create fallback (docs/storage-layout.md, large Input): DTAS never reads it back, we do.
             state.input = await self._download_or_none(state.instance_id, str(entity["InputBlobName"]))
         if not fetch_output:
             state.output = None
@@ -206,7 +207,7 @@ class InstanceStore:
     async def merge_checkpoint(self, entity: Mapping[str, Any], *, offloaded: Sequence[OffloadedProperty] = ()) -> str:
         """InsertOrMerge the checkpoint columns (``UpdateInstanceTableAsync``); returns the ETag.
 
-        An oversized Input/Output is stored as a blob URL in the column itself (§3.3): the URL
+        An oversized Input/Output is stored as a blob URL in the column itself (as DTAS does): the URL
         of the history blob the same checkpoint uploaded when there is one, else a new blob.
         """
         row = dict(entity)
@@ -222,6 +223,23 @@ class InstanceStore:
             extra={"partition": row.get("PartitionKey"), "status": row.get("RuntimeStatus")},
         )
         return str(result.get("etag", ""))
+
+    async def rewrite_from_history(self, instance_id: str, execution_id: str, events: Sequence[HistoryEvent]) -> None:
+        """Make the row say what a final history says, keeping its custom status.
+
+        The DTAS repair for a crash between a final episode's history commit and its Instances
+        write: no later episode would rewrite the row, so it would read ``Running`` forever.
+        """
+        entity = instance_codec.instance_update_for_checkpoint(
+            list(events),
+            instance_id=instance_id,
+            execution_id=execution_id,
+            custom_status=None,
+            task_hub_name=self.task_hub_name,
+            now=events[-1].timestamp,
+        )
+        entity.pop("CustomStatus", None)
+        await self.merge_checkpoint(entity)
 
     async def update_terminated_without_history(
         self, instance_id: str, terminated_event: ExecutionTerminatedEvent, *, now: datetime | None = None

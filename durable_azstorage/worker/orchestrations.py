@@ -1,6 +1,7 @@
 """One orchestration episode per instance batch, checkpointed in the DTAS order.
 
-The order (runtime-algorithms.md §2.5) is what makes a crash anywhere safe:
+The order (DTAS ``CompleteTaskOrchestrationWorkItemAsync``; :mod:`durable_azstorage.storage.checkpoint`)
+is what makes a crash anywhere safe:
 **send outbound messages → history batches guarded by the sentinel eTag → Instances row →
 delete inbound messages**. A crash before the history commit replays the episode (outbound
 work may run twice: activities are at-least-once); a second writer is stopped by the eTag.
@@ -14,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..codec import instance_codec
 from ..errors import CheckpointConflictError
 from ..model import (
     EventType,
@@ -39,7 +39,7 @@ __all__ = ["OrchestrationProcessor"]
 log = logging.getLogger(__name__)
 
 _MAX_OUT_OF_ORDER_FOR_UNKNOWN = 5  # DTAS: after 5 dequeues a response to nothing is discarded
-_MAX_START_DEFERRALS = 10  # DTAS §2.6: a start that never matches its Instances row
+_MAX_START_DEFERRALS = 10  # DTAS duplicate-start detection: a start that never matches its Instances row
 
 
 @dataclass
@@ -172,16 +172,7 @@ class OrchestrationProcessor:
         row = record.state if record else None
         if row is not None and row.execution_id == history.execution_id and row.runtime_status == state.status:
             return
-        entity = instance_codec.instance_update_for_checkpoint(
-            history.events,
-            instance_id=instance_id,
-            execution_id=history.execution_id or "",
-            custom_status=None,
-            task_hub_name=self._hub.names.task_hub,
-            now=history.events[-1].timestamp,
-        )
-        entity.pop("CustomStatus", None)
-        await self._hub.instances.merge_checkpoint(entity)
+        await self._hub.instances.rewrite_from_history(instance_id, history.execution_id or "", history.events)
         log.warning(
             "orchestration.instance_row_repaired",
             extra={"instance_id": instance_id, "status": state.status.name},
@@ -189,7 +180,7 @@ class OrchestrationProcessor:
 
     @staticmethod
     def _hold_early_entity_responses(instance_id: str, batch: _Batch, history: CachedHistory) -> None:
-        """DTAS §2.4 for entity responses: wait until the EventSent they answer is committed."""
+        """DTAS ``IsOutOfOrderMessage`` for entity responses: wait until the EventSent they answer is committed."""
         for message in batch.messages:
             if not is_early_entity_response(message, instance_id, history.events):
                 continue
@@ -199,7 +190,7 @@ class OrchestrationProcessor:
 
     # ------------------------------------------------------------------ start de-duplication
     async def _screen_starts(self, instance_id: str, batch: _Batch) -> None:
-        """DTAS §2.6: a top-level start must match the Instances row written by its client."""
+        """DTAS duplicate-start detection: a top-level start must match the Instances row written by its client."""
         starts = [
             m
             for m in batch.messages
@@ -250,7 +241,7 @@ class OrchestrationProcessor:
                     batch.defer.append((message, delay))
                     continue
                 if is_out_of_order(dropped.event, ()) and message.dequeue_count <= _MAX_OUT_OF_ORDER_FOR_UNKNOWN:
-                    # DTAS §2.4: a response may beat its instance's first history commit (the
+                    # DTAS ``IsOutOfOrderMessage``: a response may beat its instance's first history commit (the
                     # scheduling episode sends before it writes history, and the partition may
                     # have moved meanwhile). Deleting it would strand the instance, so it is out
                     # of order (abandoned with back-off) until its 6th dequeue.

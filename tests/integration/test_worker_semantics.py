@@ -545,7 +545,7 @@ async def test_response_to_a_task_that_was_never_scheduled_is_abandoned_not_appl
 async def test_response_to_a_non_existent_instance_is_retried_then_deleted(
     storage_account: StorageAccount, task_hub_name: str
 ) -> None:
-    """DTAS §2.4: out of order (abandoned) up to 5 dequeues, discarded on the 6th.
+    """DTAS ``IsOutOfOrderMessage``: out of order (abandoned) up to 5 dequeues, discarded on the 6th.
 
     The real back-off before a 6th dequeue is 2+4+8+16+32 s, so the decision is driven
     through :class:`OrchestrationProcessor` with a received message whose count is set.

@@ -54,7 +54,7 @@ COMMON = {
 _COMPLETED = {"OrchestrationStatus": S, "Result": S, "FailureDetails": S}
 _FAILED = {"TaskScheduledId": I32, "Reason": S, "Details": S, "FailureDetails": S}
 
-# storage-layout.md §2.4, written out independently of the codec's own member table.
+# DTAS ``TableEntityConverter`` columns per event type, written out independently of the codec's own member table.
 EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
     "ExecutionStartedEvent": {
         "OrchestrationInstance": S,

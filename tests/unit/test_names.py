@@ -1,4 +1,4 @@
-"""Task hub and resource names (storage-layout.md §1, §9 item 7)."""
+"""Task hub and resource names (DTAS ``AzureStorageOrchestrationServiceSettings``, docs/storage-layout.md)."""
 
 from __future__ import annotations
 

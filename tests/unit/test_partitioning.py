@@ -1,4 +1,4 @@
-"""Partition hash and key encoding, checked against storage-layout.md §9."""
+"""Partition hash and key encoding (DTAS ``Fnv1aHashHelper``, ``KeySanitation``)."""
 
 from __future__ import annotations
 
