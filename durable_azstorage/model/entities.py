@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import InvalidInstanceIdError
-from .messages import FailureDetails
+from .values import FailureDetails
 
 __all__ = [
     "CONTINUE_EVENT_NAME",

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import ClassVar
 
-from .messages import DistributedTraceContext, FailureDetails, OrchestrationInstance, ParentInstance
 from .status import OrchestrationState, OrchestrationStatus
+from .values import DistributedTraceContext, FailureDetails, OrchestrationInstance, ParentInstance
 
 __all__ = [
     "ContinueAsNewEvent",

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from .messages import FailureDetails, OrchestrationInstance, ParentInstance
+from .values import FailureDetails, OrchestrationInstance, ParentInstance
 
 __all__ = [
     "RUNNING_STATUSES","OrchestrationState", "OrchestrationStatus", "TERMINAL_STATUSES"]

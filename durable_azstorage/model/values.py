@@ -1,4 +1,4 @@
-"""Value objects that travel inside history events and queue messages.
+"""Value objects that travel inside history events, queue messages and status rows.
 
 They mirror the DurableTask.Core data contracts member for member so that the codecs can
 translate them without loss; names are Pythonic, the .NET names live in the codecs.
@@ -6,20 +6,15 @@ translate them without loss; names are Pythonic, the .NET names live in the code
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .history import HistoryEvent
+from typing import Any
 
 __all__ = [
     "DistributedTraceContext",
     "FailureDetails",
-    "OrchestrationExecutionContext",
     "OrchestrationInstance",
     "ParentInstance",
-    "TaskMessage",
 ]
 
 
@@ -70,21 +65,3 @@ class FailureDetails:
     def __str__(self) -> str:
         # DTAS writes ``FailureDetails.ToString()`` into the Instances ``Output`` column.
         return f"{self.error_type}: {self.error_message}"
-
-
-@dataclass(kw_only=True)
-class OrchestrationExecutionContext:
-    """Tags of the scheduling orchestration, attached to TaskScheduled/sub-orchestration messages."""
-
-    orchestration_tags: dict[str, str] | None = None
-
-
-@dataclass(kw_only=True)
-class TaskMessage:
-    """One history event addressed to one orchestration instance."""
-
-    event: HistoryEvent
-    orchestration_instance: OrchestrationInstance
-    sequence_number: int = 0
-    orchestration_execution_context: OrchestrationExecutionContext | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
