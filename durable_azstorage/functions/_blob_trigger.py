@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.blob import InputStream
 from azure.storage.blob import BlobProperties
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient
@@ -108,7 +108,7 @@ class BlobListener:
                 await self.scan()
             except ResourceNotFoundError:
                 pass  # the container does not exist yet
-            except HttpResponseError as exc:
+            except AzureError as exc:
                 log.warning("functions.blob_scan_failed", extra={"function_name": self.name, "error": str(exc)})
             await asyncio.sleep(self._interval)
 
@@ -155,7 +155,7 @@ class BlobListener:
                 self._attempts.pop(key, None)
             return ok
         finally:
-            with contextlib.suppress(HttpResponseError):
+            with contextlib.suppress(AzureError):
                 await lease.release()
 
     async def _run_function(self, blob: BlobProperties, groups: dict[str, str], lease: BlobLeaseClient) -> bool:
@@ -186,9 +186,10 @@ class BlobListener:
 
     @staticmethod
     async def _renew(lease: BlobLeaseClient) -> None:
-        while True:
-            await asyncio.sleep(RECEIPT_LEASE / 2)
-            await lease.renew()
+        with contextlib.suppress(AzureError):  # lost: another host may run it again (at-least-once)
+            while True:
+                await asyncio.sleep(RECEIPT_LEASE / 2)
+                await lease.renew()
 
     async def _completed(self, receipt: BlobClient) -> bool:
         try:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.queue import QueueMessage as FunctionsQueueMessage
 from azure.storage.queue import QueueMessage
 from azure.storage.queue.aio import QueueClient
@@ -42,6 +42,7 @@ from azure.storage.queue.aio import QueueClient
 from ..app_files import ci_value
 from ..errors import ConfigurationError
 from ._bindings import QueueEncoding, binding_data_from_json
+from ._timer_schedule import duration_setting
 
 __all__ = ["QueueListener", "QueueOptions"]
 
@@ -106,16 +107,7 @@ def _int(section: Mapping[str, Any], key: str, default: int) -> int:
 
 def _duration(section: Mapping[str, Any], key: str, default: timedelta) -> timedelta:
     value = ci_value(section, key)
-    if value is None:
-        return default
-    if isinstance(value, (int, float)):
-        return timedelta(milliseconds=value)
-    from ._timer_schedule import _parse_timespan
-
-    parsed = _parse_timespan(str(value))
-    if parsed is None:
-        raise ConfigurationError(f"host.json: extensions.queues.{key} must be a TimeSpan (hh:mm:ss) or milliseconds")
-    return parsed
+    return default if value is None else duration_setting(value, f"extensions.queues.{key}")
 
 
 class QueueListener:
@@ -149,7 +141,7 @@ class QueueListener:
                 found = await self._poll()
             except ResourceNotFoundError:
                 found = 0  # the queue does not exist yet: keep polling, as the host does
-            except HttpResponseError as exc:
+            except AzureError as exc:
                 log.warning("functions.queue_poll_failed", extra={"queue": self._queue.queue_name, "error": str(exc)})
                 found = 0
             await asyncio.sleep(self._next_delay(found > 0))
@@ -175,10 +167,17 @@ class QueueListener:
         count = 0
         async for message in messages:
             count += 1
-            task = asyncio.create_task(self._process(message))
+            task = asyncio.create_task(self._process_logged(message))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         return count
+
+    async def _process_logged(self, message: QueueMessage) -> None:
+        try:
+            await self._process(message)
+        except AzureError as exc:  # storage trouble: the message reappears when its visibility ends
+            log.warning("functions.queue_message_failed", extra={"queue": self._queue.queue_name, "id": message.id,
+                                                                 "error": str(exc)})
 
     async def _process(self, message: QueueMessage) -> None:
         if (message.dequeue_count or 0) > self._options.max_dequeue_count:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient, ContainerClient
 
 __all__ = ["HOSTS_CONTAINER", "SingletonListener"]
@@ -28,12 +28,16 @@ LISTENER_LEASE = timedelta(seconds=60)
 
 
 class SingletonListener:
-    """Runs ``start``/``stop`` of a listener only while this host holds the lock blob's lease."""
+    """Runs ``start``/``stop`` of a listener only while this host holds the lock blob's lease.
+
+    ``lock_id`` is the WebJobs lock id, ``{hostId}/{function full name}.Listener``; the blob is
+    ``locks/{lock_id}`` in ``azure-webjobs-hosts``.
+    """
 
     def __init__(
         self,
         service: BlobServiceClient,
-        lock_path: str,
+        lock_id: str,
         start: Callable[[], Awaitable[None]],
         stop: Callable[[], Awaitable[None]],
         *,
@@ -41,8 +45,8 @@ class SingletonListener:
         lease: timedelta = LISTENER_LEASE,
     ) -> None:
         self._container: ContainerClient = service.get_container_client(HOSTS_CONTAINER)
-        self._blob: BlobClient = self._container.get_blob_client(lock_path)
-        self._lock_path = lock_path
+        self._blob: BlobClient = self._container.get_blob_client(f"locks/{lock_id}")
+        self._lock_path = f"locks/{lock_id}"
         self._start, self._stop = start, stop
         self._recovery = recovery_interval.total_seconds()
         self._lease_seconds = int(lease.total_seconds())
@@ -79,7 +83,7 @@ class SingletonListener:
     async def _try_acquire(self) -> None:
         try:
             self._lease = await self._acquire()
-        except HttpResponseError as exc:
+        except AzureError as exc:
             log.warning("functions.singleton_lock_error", extra={"lock": self._lock_path, "error": str(exc)})
             return
         if self._lease is None:
@@ -87,7 +91,12 @@ class SingletonListener:
             return
         log.info("functions.singleton_lock_acquired", extra={"lock": self._lock_path})
         self.listening = True
-        await self._start()
+        try:
+            await self._start()
+        except Exception:
+            self.listening = False
+            await self._release()
+            raise
 
     async def _acquire(self) -> BlobLeaseClient | None:
         lease = BlobLeaseClient(self._blob)
@@ -121,7 +130,7 @@ class SingletonListener:
         assert self._lease is not None
         try:
             await self._lease.renew()
-        except HttpResponseError as exc:
+        except AzureError as exc:
             log.warning("functions.singleton_lock_lost", extra={"lock": self._lock_path, "error": str(exc)})
             self.listening = False
             self._lease = None
@@ -132,6 +141,6 @@ class SingletonListener:
             self.listening = False
             await self._stop()
         if self._lease is not None:
-            with contextlib.suppress(HttpResponseError):
+            with contextlib.suppress(AzureError):
                 await self._lease.release()
             self._lease = None

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.timer import TimerRequest
 from azure.storage.blob.aio import BlobServiceClient
 
@@ -65,7 +65,7 @@ class ScheduleMonitor:
                 with contextlib.suppress(ResourceExistsError):
                     await self._container.create_container()
                 await blob.upload_blob(data, overwrite=True)
-        except HttpResponseError as exc:  # the host logs and carries on
+        except AzureError as exc:  # the host logs and carries on
             log.error("functions.timer_status_write_failed", extra={"blob": self.path, "error": str(exc)})
 
 
@@ -112,6 +112,7 @@ class TimerListener:
         self._run_on_startup = run_on_startup
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._firing: asyncio.Task[None] | None = None
         self.status: ScheduleStatus | None = None
 
     async def start(self) -> None:
@@ -134,21 +135,32 @@ class TimerListener:
         self._task = asyncio.create_task(self._run(startup), name=f"timer {self.name}")
 
     async def stop(self) -> None:
+        """Stop scheduling; a firing in progress finishes first (as the host's invocation lock)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._firing is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._firing
+            self._firing = None
 
     async def _run(self, startup: str | None) -> None:
         if startup is not None:
-            await self._fire(self._clock(), past_due=startup == "past_due", on_startup=startup == "run_on_startup")
+            await self._shielded(past_due=startup == "past_due", on_startup=startup == "run_on_startup")
         while True:
             assert self.status is not None
             delay = (self.status.next - self._clock()).total_seconds()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self._fire(self._clock(), past_due=False, on_startup=False)
+            await self._shielded(past_due=False, on_startup=False)
+
+    async def _shielded(self, *, past_due: bool, on_startup: bool) -> None:
+        """Stopping the schedule never cuts a firing (or its status update) in half."""
+        self._firing = asyncio.create_task(self._fire(self._clock(), past_due=past_due, on_startup=on_startup))
+        await asyncio.shield(self._firing)
+        self._firing = None
 
     async def _fire(self, when: datetime, *, past_due: bool, on_startup: bool) -> None:
         assert self.status is not None

@@ -28,7 +28,7 @@ from croniter import croniter
 
 from ..errors import ConfigurationError
 
-__all__ = ["MIN_STATUS", "Schedule", "ScheduleStatus", "host_timezone", "parse_schedule"]
+__all__ = ["MIN_STATUS", "Schedule", "ScheduleStatus", "duration_setting", "host_timezone", "parse_schedule"]
 
 _TIMESPAN = re.compile(r"^\s*(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?\s*$")
 _DAYS = re.compile(r"^\s*(\d+)\s*$")
@@ -103,6 +103,16 @@ def parse_schedule(expression: str, zone: tzinfo | None = None) -> Schedule:
                                  "expression (six fields: second minute hour day month day-of-week) or timespan "
                                  "string (hh:mm:ss)")
     return Schedule(expression, None, interval, zone)
+
+
+def duration_setting(value: Any, name: str) -> timedelta:
+    """A host.json duration: a TimeSpan string (``00:00:30``) or a number of milliseconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(milliseconds=value)
+    parsed = _parse_timespan(str(value))
+    if parsed is None:
+        raise ConfigurationError(f"host.json: {name} must be a TimeSpan (hh:mm:ss) or milliseconds, not {value!r}")
+    return parsed
 
 
 def _parse_timespan(text: str) -> timedelta | None:

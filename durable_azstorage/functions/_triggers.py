@@ -16,18 +16,19 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import AzureError
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from ..app_files import AppFiles
+from ..app_files import AppFiles, ci_value
+from ..errors import ConfigurationError
 from ._bindings import BindingRuntime, parameter_kind, resolve_settings
 from ._connections import Connections, host_id
 from ._index import CLIENT_BINDINGS, AppIndex, TriggerFunction
 from ._queue_trigger import QueueListener, QueueOptions
 from ._singleton import SingletonListener
 from ._timer import ScheduleMonitor, TimerListener
-from ._timer_schedule import parse_schedule
+from ._timer_schedule import duration_setting, parse_schedule
 
 __all__ = ["TriggerHost", "TriggerOptions"]
 
@@ -43,8 +44,9 @@ class _Listener(Protocol):
 class TriggerOptions:
     """Knobs for tests and operators; the defaults are the host's."""
 
-    lock_recovery_interval: timedelta = timedelta(minutes=1)
-    """How often a host without a timer's singleton lock tries to take it over."""
+    lock_recovery_interval: timedelta | None = None
+    """How often a host without a timer's lock tries to take it over; default host.json
+    ``singleton.listenerLockRecoveryPollingInterval`` (1 minute)."""
     blob_polling_interval: timedelta = timedelta(seconds=10)
     """How often blob-trigger containers are listed."""
 
@@ -79,7 +81,7 @@ class TriggerHost:
         for function in self.index.triggers:
             try:
                 await starters[function.trigger.type](function)
-            except (ValueError, HttpResponseError, OSError) as exc:  # one function down, the others run
+            except (ValueError, AzureError, OSError) as exc:  # one function down, the others run
                 problem = f"function {function.name!r} is not listening: {exc}"
                 self.index.problems.append(problem)
                 log.error("functions.trigger_not_started", extra={"function_name": function.name, "error": str(exc)})
@@ -130,8 +132,10 @@ class TriggerHost:
         listener = TimerListener(function.name, schedule, fire, monitor=monitor,
                                  run_on_startup=_truthy(trigger.get("runOnStartup", False)))
         self.listeners[function.name] = listener
+        lease, recovery = _singleton_settings(self.files.host_json)
         singleton = SingletonListener(service, f"{self.host_id}/{timer_name}.Listener", listener.start,
-                                      listener.stop, recovery_interval=self.options.lock_recovery_interval)
+                                      listener.stop, lease=lease,
+                                      recovery_interval=self.options.lock_recovery_interval or recovery)
         self.singletons[function.name] = singleton
         await singleton.begin()
 
@@ -178,6 +182,22 @@ class TriggerHost:
                                 max_attempts=QueueOptions.from_host_json(self.files.host_json).max_dequeue_count)
         self.listeners[function.name] = listener
         await listener.start()
+
+
+def _singleton_settings(host_json: Mapping[str, Any]) -> tuple[timedelta, timedelta]:
+    """host.json ``singleton``: ``listenerLockPeriod`` (15-60 s, default 60 s) and
+    ``listenerLockRecoveryPollingInterval`` (default 1 minute), as the WebJobs host reads them."""
+    section = ci_value(host_json, "singleton") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigurationError("host.json: singleton must be a JSON object")
+    raw_lease = ci_value(section, "listenerLockPeriod")
+    lease = timedelta(seconds=60) if raw_lease is None else duration_setting(raw_lease, "singleton.listenerLockPeriod")
+    if not timedelta(seconds=15) <= lease <= timedelta(seconds=60):
+        raise ConfigurationError("host.json: singleton.listenerLockPeriod must be between 00:00:15 and 00:01:00")
+    raw = ci_value(section, "listenerLockRecoveryPollingInterval")
+    recovery = timedelta(minutes=1) if raw is None else duration_setting(
+        raw, "singleton.listenerLockRecoveryPollingInterval")
+    return lease, recovery
 
 
 def _now() -> datetime:

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -55,8 +56,8 @@ def shared_host_id() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def running(account: StorageAccount, hub: str) -> AsyncIterator[FunctionsHost]:
-    async with FunctionsHost.from_path(APP, account, task_hub_name=hub, port=0, trigger_options=FAST,
+async def running(account: StorageAccount, hub: str, app: Path = APP) -> AsyncIterator[FunctionsHost]:
+    async with FunctionsHost.from_path(app, account, task_hub_name=hub, port=0, trigger_options=FAST,
                                        max_queue_polling_interval=timedelta(seconds=1)) as host:
         assert host.triggers is not None and host.triggers.host_id == HOST_ID
         yield host
@@ -305,3 +306,60 @@ async def test_durable_azstorage_run_serves_the_triggers(
         log.close()
     assert proc.returncode == 0, output
     assert "inventory_timer: timerTrigger" in output and "order_intake: queueTrigger orders" in output
+
+
+async def test_a_killed_timer_host_is_replaced_when_its_lease_expires(
+    storage_connection_string: str, storage_account: StorageAccount, tmp_path: Path
+) -> None:
+    """kill -9 the host that holds the timer lock: another host fires the schedule after the lease ends.
+
+    host.json ``singleton.listenerLockPeriod`` is 15 s (the shortest blob lease) and the
+    recovery poll 1 s, so the take-over is observed in about 16 s instead of a minute.
+    """
+    app = tmp_path / "app"
+    shutil.copytree(APP, app)
+    host_json = json.loads((app / "host.json").read_text())
+    host_json["singleton"] = {"listenerLockPeriod": "00:00:15", "listenerLockRecoveryPollingInterval": "00:00:01"}
+    (app / "host.json").write_text(json.dumps(host_json))
+    port, hub = _free_port(), "tk" + uuid.uuid4().hex[:12]
+    env = {**os.environ, "AzureWebJobsStorage": storage_connection_string}
+    log = (tmp_path / "run.log").open("w+")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "durable_azstorage.cli", "-v", "run", str(app), "--port", str(port),
+        "--task-hub-name", hub,
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    lock = f"locks/{HOST_ID}/Host.Functions.inventory_timer.Listener"
+    try:
+        async def leased() -> bool:
+            assert proc.returncode is None, "durable-azstorage run exited early"
+            async with storage_account.blob_service() as service:
+                try:
+                    props = await service.get_blob_client("azure-webjobs-hosts", lock).get_blob_properties()
+                except ResourceNotFoundError:
+                    return False
+            return bool(props.lease.state == "leased")
+
+        try:
+            await eventually(leased, timeout=30, interval=0.2, message="the subprocess holds the timer lock")
+        except AssertionError as exc:
+            log.seek(0)
+            async with storage_account.blob_service() as service:
+                blobs = [(b.name, b.lease.state) async for b in
+                         service.get_container_client("azure-webjobs-hosts").list_blobs(name_starts_with="locks/")]
+            raise AssertionError(f"{exc}\n{log.read()}\n{blobs}") from exc
+        async with running(storage_account, hub, app) as other:
+            assert other.triggers is not None
+            singleton = other.triggers.singletons["inventory_timer"]
+            assert not singleton.listening
+            proc.kill()  # SIGKILL: no release, the lease has to run out
+            await proc.wait()
+            killed_at = asyncio.get_running_loop().time()
+            await eventually(lambda: singleton.listening, timeout=40, interval=0.2, message="take-over after kill -9")
+            waited = asyncio.get_running_loop().time() - killed_at
+            assert waited < 20, f"took {waited:.1f} s (lease 15 s + recovery poll 1 s expected)"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        log.close()
