@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 APP = Path(__file__).parent / "functions_apps" / "v1_triggers"
 SUFFIX = uuid.uuid4().hex[:8]
-SETTINGS = {"V1InQueue": f"V1In-{SUFFIX}", "V1TickQueue": f"v1tick-{SUFFIX}",
+SETTINGS = {"V1InQueue": f"V1In-{SUFFIX}", "V1TickQueue": f"v1tick-{SUFFIX}", "V1WatchQueue": f"v1watch-{SUFFIX}",
+            "V1WatchContainer": f"v1watch-{SUFFIX}",
             "AzureFunctionsWebHost__hostid": f"v1trig-{SUFFIX}"}
 
 
@@ -55,8 +56,8 @@ async def _messages(account: StorageAccount, queue: str) -> list[str]:
 
 def test_the_v1_index_has_the_triggers_and_keeps_the_unsupported_warning() -> None:
     index = load_app(APP)
-    assert sorted((t.name, t.trigger.type) for t in index.triggers) == [("Copy", "queuetrigger"),
-                                                                        ("Tick", "timertrigger")]
+    assert sorted((t.name, t.trigger.type) for t in index.triggers) == [
+        ("Copy", "queuetrigger"), ("Tick", "timertrigger"), ("Watch", "blobtrigger")]
     assert index.problems == ["function 'Cosmos' was not loaded: binding 'docs' of type 'cosmosDBTrigger' is not "
                               "supported by this host (supported: HTTP, Durable Functions, timer, queue and blob "
                               "bindings)"]
@@ -106,3 +107,35 @@ async def test_plain_messages_blob_input_and_output_on_another_connection(
         return await _messages(storage_account, SETTINGS["V1InQueue"].lower() + "-poison")
 
     assert await eventually(poisoned, timeout=30, interval=0.2, message="poison message") == ["fail"]
+
+
+async def test_blob_trigger_receipts_and_the_blob_poison_queue(
+    host: FunctionsHost, storage_account: StorageAccount
+) -> None:
+    container = SETTINGS["V1WatchContainer"]
+    async with storage_account.blob_service() as service:
+        await service.create_container(container)
+        await service.get_blob_client(container, "good.txt").upload_blob(b"fine")
+        await service.get_blob_client(container, "bad.txt").upload_blob(b"bad")
+        await service.get_blob_client(container, "other.csv").upload_blob(b"not matched by {name}.txt")
+
+    async def fired() -> list[str]:
+        return await _messages(storage_account, SETTINGS["V1WatchQueue"])
+
+    texts = await eventually(fired, timeout=30, interval=0.2, message="good.txt fired")
+    assert [json.loads(t) for t in texts] == [{"name": f"{container}/good.txt", "length": 4, "data": "fine"}]
+
+    async def poisoned() -> list[dict[str, str]]:
+        found = [json.loads(t) for t in await _messages(storage_account, "webjobs-blobtrigger-poison")]
+        return [m for m in found if m["ContainerName"] == container]
+
+    poison = await eventually(poisoned, timeout=30, interval=0.2, message="bad.txt poisoned after 2 failures")
+    assert poison[0]["BlobName"] == "bad.txt" and poison[0]["FunctionId"] == "Host.Functions.Watch"
+    # Both versions have complete receipts where the Functions host keeps them.
+    async with storage_account.blob_service() as service:
+        hosts = service.get_container_client("azure-webjobs-hosts")
+        prefix = f"blobreceipts/{SETTINGS['AzureFunctionsWebHost__hostid']}/Host.Functions.Watch/"
+        receipts = {b.name.rsplit("/", 1)[-1]: b.metadata async for b in
+                    hosts.list_blobs(name_starts_with=prefix, include=["metadata"])}
+    assert receipts == {"good.txt": {}, "bad.txt": {}}
+    assert await fired() == texts  # nothing fired twice
