@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from azure.core.exceptions import ResourceNotFoundError
@@ -56,6 +57,9 @@ class _Dashboard:
         """Key check and one-line JSON errors (``{"Message": ...}``, as the management API)."""
 
         async def guarded(request: web.Request) -> web.StreamResponse:
+            refused = _cross_site(request)
+            if refused is not None:
+                return refused
             if self.key is not None:
                 given = request.headers.get("x-functions-key") or request.query.get("code") or ""
                 if not hmac.compare_digest(given.encode(), self.key.encode()):
@@ -162,6 +166,26 @@ class _Dashboard:
 
 
 # ---------------------------------------------------------------------------- request parsing
+
+
+def _cross_site(request: web.Request) -> web.Response | None:
+    """Refuse changes another web site's page could make through the user's browser (CSRF).
+
+    On loopback no key is needed, so a page from elsewhere could POST here. A JSON body makes
+    the browser ask first (CORS preflight, which this server never allows), and a foreign
+    ``Origin`` is refused outright.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        return _error(403, f"cross-origin request from {origin} refused")
+    if origin == "null":
+        return _error(403, "cross-origin request refused")
+    if request.content_type != "application/json":
+        return _error(415, "Content-Type must be application/json")
+    return None
+
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -231,12 +231,13 @@ async def overview(
     client: TaskHubClient, sampler: HubSampler, checks: list[HealthCheck]
 ) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
-    parts, work_items, poison, latest = await asyncio.gather(
+    parts, work_items, poison, _ = await asyncio.gather(
         partitions(client, now),
         queue_depth(client, client.storage.names.work_item_queue, now),
         poison_count(client),
         sampler.latest(),
     )
+    latest = sampler.points[-1]  # a background recount may have finished meanwhile
     findings = builtin_findings(parts, poison, work_items)
     for check in checks:
         try:

@@ -272,3 +272,16 @@ async def test_rewind_a_failed_instance_to_completion(hub: PopulatedHub, page: P
     await page.click("#confirm-ok")
     await expect(page.locator("dl.facts [data-status]")).to_have_text("Completed", timeout=LONG)
     await expect(page.locator("#instance-output")).to_contain_text("paid failing-1")
+
+
+async def test_another_site_cannot_make_changes_through_the_browser(hub: PopulatedHub) -> None:
+    bulk = f"{hub.url}/api/instances/bulk"
+    body = json.dumps({"action": "purge", "instanceIds": ["seq-0"]})
+    async with aiohttp.ClientSession() as http:
+        # A "simple" cross-site POST (text/plain needs no preflight) is refused before it runs.
+        async with http.post(bulk, data=body, headers={"Content-Type": "text/plain"}) as r:
+            assert r.status == 415
+        async with http.post(bulk, data=body, headers={"Content-Type": "application/json",
+                                                       "Origin": "http://evil.example"}) as r:
+            assert r.status == 403 and "cross-origin" in (await r.json())["Message"]
+    assert await hub.client.get_orchestration_state("seq-0") is not None
