@@ -40,6 +40,8 @@ def _events(events: Any) -> list[Any]:
 class RemoteOrchestrationRuntime:
     """One episode = one ``orchestratorRequest`` work item answered by ``CompleteOrchestratorTask``."""
 
+    renews_leases = True  # the host renews the episode's control-queue leases while it waits
+
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
 
@@ -91,6 +93,8 @@ class RemoteActivityRuntime:
 
 class RemoteEntityRuntime:
     """One batch = one ``entityRequest`` (v1 ``EntityBatchRequest``) answered by ``CompleteEntityTask``."""
+
+    renews_leases = True
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker

@@ -6,6 +6,7 @@ another host takes over in seconds instead of waiting for the lease to expire.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from types import TracebackType
@@ -24,6 +25,7 @@ from .control_pump import ControlQueuePump, instance_of
 from .dispatcher import Dispatcher
 from .entities import EntityProcessor, EntitySettings
 from .history_cache import HistoryCache
+from .lease_keeper import keep_leases
 from .orchestrations import OrchestrationProcessor
 from .partition_manager import PartitionManager
 from .poison import PoisonHandler
@@ -142,12 +144,17 @@ class Worker:
         )
         self._activities = activities
 
+        # Runtimes that run user code elsewhere (the gRPC sidecar) may keep an episode waiting.
+        slow = any(getattr(r, "renews_leases", False) for r in (orchestration_runtime, self._entity_runtime))
+        visibility = settings.control_queue_visibility_timeout
+
         async def run_batch(batch: InstanceBatch[QueueMessage]) -> None:
             try:
-                if is_entity_instance(batch.instance_id):
-                    await entities.process(batch.instance_id, batch.messages)
-                else:
-                    await orchestrations.process(batch.instance_id, batch.messages)
+                async with keep_leases(hub, batch.messages, visibility) if slow else contextlib.nullcontext():
+                    if is_entity_instance(batch.instance_id):
+                        await entities.process(batch.instance_id, batch.messages)
+                    else:
+                        await orchestrations.process(batch.instance_id, batch.messages)
             finally:
                 await self._sessions.complete(batch)
 
