@@ -38,6 +38,10 @@ __all__ = ["sidecar"]
     help="Seconds a partition lease lasts without renewal (failover time after a crash).",
 )
 @click.option("--dashboard-port", type=click.IntRange(0, 65535), help="Also serve the dashboard on this port.")
+@click.option("--health-port", type=click.IntRange(0, 65535), envvar="DURABLE_AZSTORAGE_HEALTH_PORT",
+              help="Serve /healthz and /readyz on this port (default: off).")
+@click.option("--health-host", envvar="DURABLE_AZSTORAGE_HEALTH_HOST", default="127.0.0.1", show_default=True,
+              help="Interface for the probes (0.0.0.0 in a container).")
 def sidecar(
     port: int,
     bind: str,
@@ -53,6 +57,8 @@ def sidecar(
     visibility_timeout: float,
     lease_interval: float,
     dashboard_port: int | None,
+    health_port: int | None,
+    health_host: str,
 ) -> None:
     """Serve the Durable Task gRPC protocol (TaskHubSidecarService) on this task hub."""
     from ..connection import StorageAccount
@@ -84,15 +90,27 @@ def sidecar(
         dashboard = functools.partial(serve_dashboard, account, task_hub_name, host=bind, port=dashboard_port,
                                       key=key, counter=counter)
     server = Sidecar(account, WorkerSettings(**overrides), host=bind, port=port, key=key, tls=tls)
-    asyncio.run(_serve(server, dashboard))
+    asyncio.run(_serve(server, dashboard, health=(health_host, health_port)))
 
 
-async def _serve(server: Any, dashboard: Callable[..., Coroutine[Any, Any, None]] | None = None) -> None:
+async def _serve(
+    server: Any,
+    dashboard: Callable[..., Coroutine[Any, Any, None]] | None = None,
+    health: tuple[str, int | None] = ("127.0.0.1", None),
+) -> None:
+    from ..worker.serve import probes
+
+    async with probes(server.worker, host=health[0], port=health[1]) as (state, _server):
+        await _serve_sidecar(server, dashboard, state)
+
+
+async def _serve_sidecar(server: Any, dashboard: Callable[..., Coroutine[Any, Any, None]] | None, health: Any) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with server:
+        health.state = "running"
         click.echo(
             f"sidecar listening on {server.address} for task hub {server.settings.task_hub_name} "
             f"(worker {server.settings.worker_id})",
@@ -108,6 +126,7 @@ async def _serve(server: Any, dashboard: Callable[..., Coroutine[Any, Any, None]
                 site.result()  # it could not start (port in use, no key off loopback): say so now
             click.echo(f"dashboard: {started.result()}", err=True)
         await stop.wait()
+        health.state = "stopping"
         if site is not None:
             await site
         click.echo("stopping: handing work and partitions back", err=True)

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from .health import HealthServer, HealthState
 from .host import Worker
 
-__all__ = ["serve_worker", "stop_on_signals"]
+__all__ = ["probes", "serve_worker", "stop_on_signals"]
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,21 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _probes(health: HealthState, host: str, port: int | None) -> AsyncIterator[HealthServer | None]:
+async def probes(
+    worker: Worker, *, host: str = "127.0.0.1", port: int | None = None
+) -> AsyncIterator[tuple[HealthState, HealthServer | None]]:
+    """Serve /healthz and /readyz for ``worker`` (nothing when ``port`` is None); the caller moves
+    ``state`` to running after the worker started and to stopping when a stop begins."""
+    settings = worker.settings
+    stale_after = max(3 * settings.partition_poll_interval.total_seconds(), 15.0)
+    health = HealthState(
+        worker, worker_id=settings.worker_id, task_hub=settings.task_hub_name, stale_after=stale_after
+    )
     if port is None:
-        yield None
+        yield health, None
         return
     async with HealthServer(health, host=host, port=port) as server:
-        yield server
+        yield health, server
 
 
 async def serve_worker(
@@ -49,11 +58,7 @@ async def serve_worker(
 ) -> None:
     """Start ``worker`` (and the probes if ``health_port`` is set), run until ``stop``, stop gracefully."""
     settings = worker.settings
-    stale_after = max(3 * settings.partition_poll_interval.total_seconds(), 15.0)
-    health = HealthState(
-        worker, worker_id=settings.worker_id, task_hub=settings.task_hub_name, stale_after=stale_after
-    )
-    async with _probes(health, health_host, health_port) as server:
+    async with probes(worker, host=health_host, port=health_port) as (health, server):
         await worker.start()
         try:
             health.state = "running"
