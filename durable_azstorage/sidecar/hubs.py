@@ -43,6 +43,10 @@ class HubClients:
         self._owned: set[str] = set()
         self._lock = asyncio.Lock()
 
+    def set_default(self, client: TaskHubClient) -> None:
+        """Serve the default hub through ``client`` (not closed by :meth:`close`)."""
+        self._clients[self.default_hub.lower()] = client
+
     @property
     def account(self) -> StorageAccount:
         return self._account

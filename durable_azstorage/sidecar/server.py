@@ -164,11 +164,9 @@ class Sidecar:
         return f"{self.host}:{self.port}"
 
     async def start(self) -> None:
-        await self.worker.start()
-        self._hubs = HubClients(
-            self.account, self.settings.task_hub_name, default_client=TaskHubClient(self.worker.hub)
-        )
-        servicer = SidecarServicer(ClientService(self._hubs), self._worker_service)
+        """Bind first (a taken port fails before any storage work), then the worker, then serve."""
+        self._hubs = hubs = HubClients(self.account, self.settings.task_hub_name)
+        servicer = SidecarServicer(ClientService(hubs), self._worker_service)
         interceptors = [KeyInterceptor(self._key)] if self._key else []
         server = grpc.aio.server(options=_GRPC_OPTIONS, interceptors=interceptors)
         add_to_server(servicer, server)
@@ -182,9 +180,12 @@ class Sidecar:
         except RuntimeError:
             port = 0
         if port == 0:
-            await self.worker.stop()
-            raise ConfigurationError(f"cannot listen on {bind}: the port is in use or the address is not local")
+            raise ConfigurationError(f"cannot listen on {bind}: the port is in use (choose another with --port)")
         self.port = port
+        await self.worker.start()
+        # The client half shares the worker's storage objects: a start for an owned partition
+        # goes straight to its pump (local dispatch) instead of waiting for the next poll.
+        hubs.set_default(TaskHubClient(self.worker.hub))
         await server.start()
         self._server = server
         log.info("sidecar.started", extra={"address": self.address, "task_hub": self.settings.task_hub_name})
