@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from ..aio import TaskHubClient
 from ..errors import DurableAzStorageError, InstanceNotFoundError, InvalidInstanceStateError
@@ -78,6 +78,10 @@ class _Dashboard:
                 return _error(400, str(exc))
             except web.HTTPException:
                 raise
+            except AzureError as exc:  # storage unreachable or refusing: say so, in one line
+                log.warning("dashboard.storage_failed", extra={"path": request.path}, exc_info=True)
+                first = str(getattr(exc, "message", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+                return _error(503, f"storage request failed: {first}")
             except Exception:
                 log.exception("dashboard.unhandled_error", extra={"path": request.path})
                 return _error(500, "Something went wrong while processing your request")

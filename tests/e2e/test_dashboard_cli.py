@@ -76,3 +76,32 @@ def test_the_dashboard_refuses_a_public_bind_without_a_key(storage_connection_st
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: refusing to serve the dashboard on '0.0.0.0' without a key")
+
+
+async def test_unreachable_storage_is_one_clear_error() -> None:
+    from aiohttp import web
+
+    from durable_azstorage.aio import TaskHubClient
+    from durable_azstorage.codec.names import TaskHubNames
+    from durable_azstorage.connection import StorageAccount
+    from durable_azstorage.dashboard import create_dashboard_app
+    from durable_azstorage.storage.task_hub_storage import TaskHubStorage
+
+    nowhere = f"http://127.0.0.1:{_free_port()}/devstoreaccount1"
+    account = StorageAccount.from_connection_string(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        f"BlobEndpoint={nowhere};QueueEndpoint={nowhere};TableEndpoint={nowhere};"
+    )
+    async with TaskHubClient(TaskHubStorage(account, TaskHubNames("Nowhere"))) as client:
+        runner = web.AppRunner(create_dashboard_app(client), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            async with aiohttp.ClientSession() as http, http.get(
+                f"http://127.0.0.1:{runner.addresses[0][1]}/dashboard/api/instances"
+            ) as r:
+                body = await r.json()
+            assert r.status == 503 and body["Message"].startswith("storage request failed: Cannot connect")
+            assert "\n" not in body["Message"]
+        finally:
+            await runner.cleanup()
