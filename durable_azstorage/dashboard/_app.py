@@ -24,6 +24,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from ..aio import TaskHubClient
 from ..errors import DurableAzStorageError, InstanceNotFoundError, InvalidInstanceStateError
+from ..http import is_loopback
 from ..metrics import TransactionCounter
 from ..model import InstanceQuery, OrchestrationStatus
 from ..model.entities import EntityId
@@ -57,7 +58,7 @@ class _Dashboard:
         """Key check and one-line JSON errors (``{"Message": ...}``, as the management API)."""
 
         async def guarded(request: web.Request) -> web.StreamResponse:
-            refused = _cross_site(request)
+            refused = _cross_site(request) or (None if self.key is not None else _rebound(request))
             if refused is not None:
                 return refused
             if self.key is not None:
@@ -170,6 +171,14 @@ class _Dashboard:
 
 
 # ---------------------------------------------------------------------------- request parsing
+
+
+def _rebound(request: web.Request) -> web.Response | None:
+    """Without a key only loopback names may address the API (no DNS-rebinding of a web page)."""
+    host = (urlsplit(f"//{request.host}").hostname or "").strip("[]")
+    if is_loopback(host):
+        return None
+    return _error(403, f"without a key this server answers only on a loopback address, not {request.host!r}")
 
 
 def _cross_site(request: web.Request) -> web.Response | None:

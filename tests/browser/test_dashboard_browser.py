@@ -274,7 +274,7 @@ async def test_rewind_a_failed_instance_to_completion(hub: PopulatedHub, page: P
     await expect(page.locator("#instance-output")).to_contain_text("paid failing-1")
 
 
-async def test_another_site_cannot_make_changes_through_the_browser(hub: PopulatedHub) -> None:
+async def test_another_site_cannot_use_the_dashboard_through_the_browser(hub: PopulatedHub) -> None:
     bulk = f"{hub.url}/api/instances/bulk"
     body = json.dumps({"action": "purge", "instanceIds": ["seq-0"]})
     async with aiohttp.ClientSession() as http:
@@ -284,4 +284,9 @@ async def test_another_site_cannot_make_changes_through_the_browser(hub: Populat
         async with http.post(bulk, data=body, headers={"Content-Type": "application/json",
                                                        "Origin": "http://evil.example"}) as r:
             assert r.status == 403 and "cross-origin" in (await r.json())["Message"]
+        # DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 is not answered.
+        async with http.get(f"{hub.url}/api/hub", headers={"Host": "evil.example:80"}) as r:
+            assert r.status == 403 and "loopback" in (await r.json())["Message"]
+        async with http.get(f"{hub.url}/api/hub", headers={"Host": "localhost"}) as r:
+            assert r.status == 200
     assert await hub.client.get_orchestration_state("seq-0") is not None
