@@ -113,6 +113,7 @@ class Broker:
         self._abandon_pause = abandon_pause
         self.connected = asyncio.Event()
         self._stopping = False
+        self.abandoned = 0  # work items given back by workers (Abandon*), for logs and tests
 
     # ------------------------------------------------------------------ runtime side
     async def run(
@@ -181,6 +182,7 @@ class Broker:
     def abandon(self, kind: Kind, token: str) -> None:
         """The worker gave the work back: offer it again after a short pause, never to storage."""
         work = self._take(kind, token, None)
+        self.abandoned += 1
         log.info("sidecar.work_abandoned", extra={"kind": kind.value, "instance_id": work.match_key[0]})
         loop = asyncio.get_running_loop()
         loop.call_later(self._abandon_pause, self._requeue, work)

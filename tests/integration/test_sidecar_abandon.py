@@ -126,3 +126,37 @@ def test_idle_stream_gets_health_pings(storage_account: StorageAccount) -> None:
             assert raw.next("healthPing", timeout=10).HasField("healthPing")
         finally:
             raw.close()
+
+
+def test_versioned_workers_reject_and_the_right_one_runs_it(storage_account: StorageAccount) -> None:
+    """The SDK's version check (STRICT, REJECT) abandons episodes of other versions: the sidecar
+    keeps offering them until the worker of the right version takes them."""
+    from durabletask.worker import VersionFailureStrategy, VersioningOptions, VersionMatchStrategy
+
+    def versioned(version: str) -> Any:
+        def setup(worker: Any) -> None:
+            register(worker)
+            worker.use_versioning(
+                VersioningOptions(
+                    version=version,
+                    match_strategy=VersionMatchStrategy.STRICT,
+                    failure_strategy=VersionFailureStrategy.REJECT,
+                )
+            )
+
+        return setup
+
+    hub = "ver" + uuid.uuid4().hex[:12]
+    with SidecarThread(storage_account, fast_settings(hub)) as sidecar:
+        client = dt_client.TaskHubGrpcClient(host_address=sidecar.address)
+        try:
+            with sdk_worker(sidecar.address, versioned("2.0")), sdk_worker(sidecar.address, versioned("1.0")):
+                ids = [client.schedule_new_orchestration(loud, input=f"v{i}", version="1.0") for i in range(4)]
+                for i, instance_id in enumerate(ids):
+                    state = client.wait_for_orchestration_completion(instance_id, timeout=90)
+                    assert state is not None and state.runtime_status == dt_client.OrchestrationStatus.COMPLETED
+                    assert json.loads(state.serialized_output) == f"V{i}"
+            assert sidecar.sidecar is not None and sidecar.sidecar.broker.abandoned >= 1  # the 2.0 worker said no
+            assert sidecar.run(_poison_rows(sidecar)) == 0
+        finally:
+            client.close()
