@@ -88,18 +88,8 @@ def parse_bindings(raw: Sequence[Mapping[str, Any]]) -> list[Binding]:
 # ---------------------------------------------------------------------------- expressions
 def resolve_expression(template: str, data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str:
     """``%Setting%`` and ``{expression}`` in ``template``, as the host's binding expressions."""
-    env = os.environ if environ is None else environ
-
-    def setting(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            raise ConfigurationError(f"binding expression %{name}% refers to an app setting that is not set")
-        return env[name]
-
-    def expression(match: re.Match[str]) -> str:
-        return _expression_value(match.group(1).strip(), data)
-
-    return _EXPRESSION.sub(expression, _SETTING.sub(setting, template))
+    with_settings = resolve_settings(template, environ)
+    return _EXPRESSION.sub(lambda match: _expression_value(match.group(1).strip(), data), with_settings)
 
 
 def resolve_settings(template: str, environ: Mapping[str, str] | None = None) -> str:

@@ -55,6 +55,17 @@ def shared_host_id() -> Iterator[None]:
         os.environ[HOST_ID_SETTING] = previous
 
 
+@pytest.fixture(scope="module", autouse=True)
+async def empty_queues(storage_account: StorageAccount) -> None:
+    """The example's queues start empty (a real account keeps them between runs; peeks see 32)."""
+    async with storage_account.queue_service() as service:
+        for name in ("orders", "orders-poison", "shipments", "audit"):
+            try:
+                await service.get_queue_client(name).clear_messages()
+            except ResourceNotFoundError:
+                pass
+
+
 @asynccontextmanager
 async def running(account: StorageAccount, hub: str, app: Path = APP) -> AsyncIterator[FunctionsHost]:
     async with FunctionsHost.from_path(app, account, task_hub_name=hub, port=0, trigger_options=FAST,
@@ -258,6 +269,23 @@ async def test_a_blob_fires_once_across_restarts_and_again_when_overwritten(stor
             await service.get_blob_client("receipts", f"{name}.json").upload_blob(b'{"v": 2}', overwrite=True)
         await eventually(lambda: _count_is(audits, 2), timeout=30, interval=0.2, message="new version fires")
     assert await _blob(storage_account, "archive", f"{name}.json") == b'{"v": 2}'
+
+
+async def test_two_hosts_fire_each_blob_once(storage_account: StorageAccount) -> None:
+    names = [f"pair-{uuid.uuid4().hex[:8]}" for _ in range(8)]
+    hub = "tp" + uuid.uuid4().hex[:12]
+    async with running(storage_account, hub), running(storage_account, hub):
+        async with storage_account.blob_service() as service:
+            for name in names:
+                await service.get_blob_client("receipts", f"{name}.json").upload_blob(b"{}", overwrite=True)
+
+        async def audited() -> list[str]:
+            found = [json.loads(t)["blob"] for t in await _peek(storage_account, "audit")]
+            pairs = sorted(b for b in found if b.startswith("receipts/pair-"))
+            return pairs if set(pairs) == {f"receipts/{n}.json" for n in names} else []
+
+        pairs = await eventually(audited, timeout=60, interval=0.3, message="8 blobs fired")
+        assert pairs == sorted(f"receipts/{n}.json" for n in names)  # each once, by one of the two hosts
 
 
 async def _count_is(probe: Any, count: int) -> bool:
