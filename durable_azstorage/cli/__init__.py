@@ -15,7 +15,7 @@ from azure.core.exceptions import AzureError
 
 from .. import __version__
 from ..errors import DurableAzStorageError
-from . import entities, hosts, instances
+from . import entities, hosts, instances, operations
 from .demo import demo
 from .emulator import azurite
 from .poison import poison
@@ -37,7 +37,7 @@ def cli(verbose: int) -> None:
 
 for _command in (azurite, demo, hosts.worker, hosts.run, sidecar, poison):
     cli.add_command(_command)
-for _family in (instances.verbs, hosts.verbs, entities.verbs):
+for _family in (instances.verbs, hosts.verbs, entities.verbs, operations.verbs):
     _family.register(cli)
 
 

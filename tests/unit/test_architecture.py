@@ -26,6 +26,7 @@ LAYER = {
     "sidecar": 4,
     "dashboard": 4,
     "functions": 5,
+    "operations": 5,
     "cli": 6,
 }
 """Foundations that every layer may use (errors, settings, connection, metrics, app files, azurite)."""
