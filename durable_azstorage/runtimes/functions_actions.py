@@ -54,7 +54,15 @@ _SUB_NAMESPACE = uuid.UUID("0b2f3c9e-5a41-4bde-9a57-2f7d0c61a9e4")
 
 
 class NonDeterminismError(Exception):
-    """The orchestrator's actions no longer match the history it is replaying."""
+    """The orchestrator's actions no longer match the history it is replaying.
+
+    ``recorded`` and ``new`` name the history's call and the code's call (for ``replay-check``).
+    """
+
+    def __init__(self, message: str, *, recorded: str | None = None, new: str | None = None) -> None:
+        super().__init__(message)
+        self.recorded = recorded
+        self.new = new
 
 
 @dataclass
@@ -215,7 +223,8 @@ class _Shim:
             raise NonDeterminismError(
                 f"Non-deterministic workflow detected: history has {recorded!r} with id {action_id}, "
                 f"but the orchestrator code now schedules {wanted!r} (actionType {action.get('actionType')}). "
-                "The code changed while this instance was running."
+                "The code changed while this instance was running.",
+                recorded=f"{recorded} #{action_id}", new=f"{wanted} #{action_id}",
             )
 
 
