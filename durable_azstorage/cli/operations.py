@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ import click
 
 from ..operations import DoctorOptions, DoctorReport, diagnose
 from ..operations.findings import Severity
+from ..operations.history_export import export_history
 from ..operations.replay_check import (
     DurableTaskReplayer,
     FunctionsReplayer,
@@ -135,3 +137,22 @@ def _print_verdicts(verdicts: list[ReplayVerdict]) -> None:
         click.echo(f"          {v.message.splitlines()[0] if v.message else ''}")
     bad = sum(1 for v in verdicts if not v.ok)
     click.echo(f"{len(verdicts)} instance(s) replayed: {len(verdicts) - bad} ok, {bad} would break.")
+
+
+@verbs.command("export-history")
+@click.option("--id", "instance_id", required=True, help="Instance id.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="File to write (default: standard output).")
+def export_history_cmd(
+    connection: str | None, setting: str | None, task_hub_name: str, as_json: bool, instance_id: str,
+    out: Path | None,
+) -> None:
+    """Write an instance's history as JSON, for `durable_azstorage.testing.replay` in a unit test."""
+    document = run_async(export_history(resolve_account(connection, setting), task_hub_name, instance_id))
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    if out is None:
+        click.echo(text)
+        return
+    out.write_text(text + "\n", encoding="utf-8")
+    summary = {"instanceId": instance_id, "events": len(document["events"]), "out": str(out)}
+    emit(as_json, summary, f"Wrote {len(document['events'])} events of '{instance_id}' to {out}.")

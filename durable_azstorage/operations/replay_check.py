@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -57,6 +57,7 @@ class ReplayVerdict:
     recorded: str | None = None
     new: str | None = None
     source: str | None = None
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -150,14 +151,18 @@ class DurableTaskReplayer(Replayer):
         return name in self._registry.orchestrators
 
     def replay(self, instance_id: str, name: str, events: Sequence[m.HistoryEvent]) -> ReplayVerdict:
+        return self.run(instance_id, name, events)[0]
+
+    def run(self, instance_id: str, name: str, events: Sequence[m.HistoryEvent]) -> tuple[ReplayVerdict, Any]:
+        """The verdict and the SDK context after the replay (its pending actions are the new ones)."""
         executor = self._runtime._new_executor()
         executor._orchestration_name = name
         ctx = self._runtime._new_context(instance_id)
         seen: dict[int, tuple[Any, str | None]] = {}
         ctx._pending_actions = _TracedActions(seen)
         ctx._is_replaying = True
-        pairs = [(e, dt_runtime.to_pb_event(e)) for e in events]
-        for index, (event, pb_event) in enumerate((e, p) for e, p in pairs if p is not None):
+        pairs = [(e, p) for e, p in ((e, dt_runtime.to_pb_event(e)) for e in events) if p is not None]
+        for index, (event, pb_event) in enumerate(pairs):
             try:
                 executor.process_event(ctx, pb_event)
             except dt_runtime.dt_task.NonDeterminismError as exc:
@@ -166,15 +171,15 @@ class DurableTaskReplayer(Replayer):
                     instance_id, name, "divergent", len(events), str(exc),
                     recorded=describe_event(event),
                     new=_describe_action(action) if action is not None else "nothing (the code no longer makes it)",
-                    source=line or _paused_at(ctx),
-                )
+                    source=line or _paused_at(ctx), exception=exc,
+                ), ctx
             except Exception as exc:  # user code raised while replaying: the new code cannot continue
                 return ReplayVerdict(
                     instance_id, name, "failed", len(events),
                     f"the orchestrator raised {type(exc).__name__}: {exc} while replaying event #{index}",
-                    recorded=describe_event(event), source=_traceback_line(exc),
-                )
-        return ReplayVerdict(instance_id, name, "deterministic", len(events))
+                    recorded=describe_event(event), source=_traceback_line(exc), exception=exc,
+                ), ctx
+        return ReplayVerdict(instance_id, name, "deterministic", len(events)), ctx
 
 
 def _paused_at(ctx: Any) -> str | None:
