@@ -61,8 +61,10 @@ def partition_count_mismatch(s: HubSnapshot, o: DoctorOptions) -> list[Finding]:
         "Set partitionCount to the Partitions table's row count everywhere; never change it on a live hub.",
     )
     rows = len(s.leases)
-    if s.task_hub_json_partition_count is not None and rows and s.task_hub_json_partition_count != rows:
-        f.add({"id": "taskhub.json", "partitionsTableRows": rows, "taskHubJson": s.task_hub_json_partition_count})
+    counts = {"partitionsTableRows": rows or None, "taskHubJson": s.task_hub_json_partition_count,
+              "controlQueues": s.control_queue_count}
+    if len({c for c in counts.values() if c is not None}) > 1:
+        f.add({"id": s.task_hub, **counts})
     stranded = Finding(
         "partitions.stranded-queue", Severity.ERROR, "Control queues outside the partition count hold messages",
         "No worker reads these queues. Re-create the hub with the old partition count, or move the messages "
@@ -71,7 +73,6 @@ def partition_count_mismatch(s: HubSnapshot, o: DoctorOptions) -> list[Finding]:
     for name in s.extra_control_queues:
         fact = s.queues.get(name)
         count = fact.approximate_count if fact else 0
-        f.add({"id": name, "partitionsTableRows": rows, "reason": "control queue beyond the partition count"})
         if count:
             stranded.add({"id": name, "messages": count})
     return [f, stranded]

@@ -112,6 +112,7 @@ async def _scan_resources(hub: TaskHubStorage, s: HubSnapshot) -> None:
     rows = await hub.partitions.count() if s.tables[names.partitions_table] else None
     count = rows or s.task_hub_json_partition_count or (max(indices) + 1 if indices else names.partition_count)
     s.partition_count = count
+    s.control_queue_count = max(indices) + 1 if indices else None
     expected = TaskHubNames(names.task_hub, count)
     s.expected_control_queues = expected.control_queues
     s.extra_control_queues = [q for q in sorted(queue_names) if (m := control.match(q)) and int(m.group(1)) >= count]

@@ -132,6 +132,8 @@ class HubSnapshot:
     expected_control_queues: list[str] = field(default_factory=list)
     extra_control_queues: list[str] = field(default_factory=list)
     task_hub_json_partition_count: int | None = None
+    control_queue_count: int | None = None
+    """Highest ``{hub}-control-NN`` that exists, plus one (None: no control queue exists)."""
     leases: list[Lease] = field(default_factory=list)
     blob_leases: list[BlobLeaseFact] = field(default_factory=list)
     instances: dict[str, InstanceFact] = field(default_factory=dict)

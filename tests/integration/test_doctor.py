@@ -183,3 +183,37 @@ async def test_doctor_on_a_missing_hub_says_so(storage_account: StorageAccount) 
     with pytest.raises(TaskHubNotFoundError, match="no task hub 'nosuchhub42'"):
         await diagnose(storage_account, "nosuchhub42")
     assert TaskHubNames("nosuchhub42").task_hub == "nosuchhub42"
+
+
+async def test_doctor_reads_the_blob_leases_of_a_dotnet_hub(
+    storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    """A hub of the .NET blob partition managers (v1/v2): lease blobs and taskhub.json, no v3 rows."""
+    from durable_azstorage.storage import TaskHubResources
+
+    names = TaskHubNames(task_hub_name)
+    await TaskHubResources(storage_account, names).create()
+    async with storage_account.blob_service() as blobs, storage_account.table_service() as tables:
+        await tables.delete_table(names.partitions_table)  # a v2 hub has no Partitions table
+        leases = blobs.get_container_client(names.leases_container)
+        await leases.create_container()
+        await leases.upload_blob("taskhub.json", json.dumps(
+            {"TaskHubName": task_hub_name, "CreatedAt": "2024-01-01T00:00:00Z", "PartitionCount": 8}))
+        for kind, owner in (("intent", "worker-a"), ("ownership", "worker-b")):
+            for queue in names.control_queues:
+                blob = await leases.upload_blob(f"{kind}/{queue}", json.dumps(
+                    {"PartitionId": queue, "Owner": owner, "Token": None, "Epoch": 1}))
+                if queue.endswith("-00"):
+                    await blob.acquire_lease(lease_duration=60)
+    report = await diagnose(storage_account, task_hub_name, options=NOW)
+    assert report.partition_count == 8
+    mismatch = report.finding("partitions.count-mismatch")
+    assert mismatch is not None and mismatch.items == [
+        {"id": task_hub_name, "partitionsTableRows": None, "taskHubJson": 8, "controlQueues": 4}
+    ]
+    assert _ids(report, "partitions.contested") == [names.control_queue(0)]
+    assert report.finding("partitions.contested").items[0]["intentOwner"] == "worker-a"  # type: ignore[union-attr]
+    assert _ids(report, "partitions.no-live-owner") == sorted(names.control_queues[1:])
+    assert sorted(_ids(report, "resources.missing")) == sorted(
+        [names.partitions_table, *[f"{task_hub_name.lower()}-control-0{i}" for i in range(4, 8)]]
+    )
