@@ -41,9 +41,11 @@ _MARK = {Severity.ERROR: "ERROR  ", Severity.WARNING: "WARNING", Severity.INFO: 
               help="Dequeue count at which workers quarantine a message.")
 @click.option("--orphan-blob-days", type=click.IntRange(min=0), default=7, show_default=True,
               help="Age after which --repair deletes large-message blobs no instance refers to.")
+@click.option("--quick", is_flag=True,
+              help="Read only live instances and entities (big hubs); skips history-without-row and blob checks.")
 def doctor(
     connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
-    repair: bool, horizon: int, poison_threshold: int, orphan_blob_days: int,
+    repair: bool, horizon: int, poison_threshold: int, orphan_blob_days: int, quick: bool,
 ) -> None:
     """Check a task hub for stuck instances, orphaned partitions, poison messages and more.
 
@@ -51,7 +53,7 @@ def doctor(
     """
     options = DoctorOptions(
         horizon=timedelta(minutes=horizon), poison_threshold=poison_threshold,
-        orphan_blob_age=timedelta(days=orphan_blob_days),
+        orphan_blob_age=timedelta(days=orphan_blob_days), full_scan=not quick,
     )
     account = resolve_account(connection, setting)
     with progress_line(f"checking {task_hub_name}", enabled=not as_json) as line:

@@ -28,6 +28,7 @@ from ..http import is_loopback
 from ..metrics import TransactionCounter
 from ..model import InstanceQuery, OrchestrationStatus
 from ..model.entities import EntityId
+from ._doctor import DoctorHealthCheck
 from ._instances import instance_detail, query_page
 from ._operate import bulk, entity_detail, entity_page, poison_list, poison_resolve
 from ._overview import HealthCheck, HubSampler, overview
@@ -282,7 +283,9 @@ def mount_dashboard(
     sampler = HubSampler(client, counter, interval=sample_interval)
     app[_SAMPLER] = sampler
     app.cleanup_ctx.append(lambda _app: sampler.running())
-    board = _Dashboard(client, sampler, key, health_checks)
+    doctor = DoctorHealthCheck(client)  # doctor's findings in the health panel (docs/operations.md)
+    app.cleanup_ctx.append(lambda _app: doctor.running())
+    board = _Dashboard(client, sampler, key, [*health_checks, doctor])
     g = board.guard
     router = app.router
     router.add_get(_API + "/hub", g(board.hub))

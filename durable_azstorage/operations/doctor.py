@@ -19,7 +19,9 @@ from .doctor_scan import LIMITS, Progress, scan_hub
 from .findings import DoctorReport
 from .hub_snapshot import DoctorOptions
 
-__all__ = ["diagnose", "health_findings"]
+__all__ = ["QUICK_LIMIT", "diagnose", "health_findings"]
+
+QUICK_LIMIT = "quick scan: live instances and entities only; history without rows and orphaned blobs not looked for"
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ async def diagnose(
     opts = options or DoctorOptions()
     hub = await TaskHubStorage.discover(account, task_hub)
     async with hub:
-        snapshot = await scan_hub(hub, progress=progress)
+        snapshot = await scan_hub(hub, progress=progress, full=opts.full_scan)
         findings = analyse(snapshot, opts)
         repairs = []
         if repair:
@@ -52,7 +54,7 @@ async def diagnose(
             repairs = await apply_repairs(hub, snapshot, findings)
             if any(r.outcome.value == "fixed" for r in repairs):
                 progress("re-scanning after repairs")
-                snapshot = await scan_hub(hub, progress=progress)
+                snapshot = await scan_hub(hub, progress=progress, full=opts.full_scan)
                 findings = analyse(snapshot, opts)
     report = DoctorReport(
         task_hub=task_hub,
@@ -69,7 +71,7 @@ async def diagnose(
         },
         findings=findings,
         repairs=repairs,
-        limits=list(LIMITS),
+        limits=list(LIMITS) + ([] if opts.full_scan else [QUICK_LIMIT]),
     )
     log.info("doctor.finished", extra={"task_hub": task_hub, "problems": len(report.problems)})
     return report

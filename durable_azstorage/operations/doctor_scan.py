@@ -22,7 +22,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from ..codec import entity_codec, instance_codec
 from ..codec.names import TaskHubNames
-from ..codec.partitioning import SENTINEL_ROW_KEY, unescape_partition_key
+from ..codec.odata import odata_string
+from ..codec.partitioning import SENTINEL_ROW_KEY, escape_partition_key, unescape_partition_key
 from ..codec.queue_codec import decode_message_data
 from ..errors import MessageDecodeError, TaskHubNotFoundError
 from ..model import OrchestrationStatus, utc_now
@@ -51,6 +52,10 @@ _INSTANCE_SELECT = [
     "PartitionKey", "RuntimeStatus", "ExecutionId", "CreatedTime", "LastUpdatedTime",
     "ScheduledStartTime", "CustomStatus",
 ]
+_LIVE_OR_ENTITY = (
+    "RuntimeStatus eq 'Running' or RuntimeStatus eq 'Pending' or RuntimeStatus eq 'Suspended'"
+    " or (PartitionKey ge '@' and PartitionKey lt 'A')"
+)
 _HISTORY_SELECT = ["RowKey", "EventType", "ExecutionId", "OrchestrationStatus", "_Timestamp"]
 _LIVE = (OrchestrationStatus.Running, OrchestrationStatus.Pending, OrchestrationStatus.Suspended)
 _STATUS_BY_EVENT = {
@@ -64,8 +69,11 @@ def _none(_: str) -> None:
     return None
 
 
-async def scan_hub(hub: TaskHubStorage, *, progress: Progress = _none) -> HubSnapshot:
-    """Read everything the rules look at; :class:`TaskHubNotFoundError` when nothing of the hub exists."""
+async def scan_hub(hub: TaskHubStorage, *, progress: Progress = _none, full: bool = True) -> HubSnapshot:
+    """Read everything the rules look at; :class:`TaskHubNotFoundError` when nothing of the hub exists.
+
+    ``full=False`` reads only live Instances rows and entities (see ``DoctorOptions.full_scan``).
+    """
     names = hub.names
     snapshot = HubSnapshot(task_hub=names.task_hub, now=utc_now(), partition_count=None)
     progress("tables and queues")
@@ -73,16 +81,18 @@ async def scan_hub(hub: TaskHubStorage, *, progress: Progress = _none) -> HubSna
     progress("partition leases")
     await _scan_leases(hub, snapshot)
     if snapshot.tables.get(names.instances_table):
-        await _scan_instances(hub, snapshot, progress)
+        await _scan_instances(hub, snapshot, progress, None if full else _LIVE_OR_ENTITY)
+        if not full:
+            await _read_lock_holders(hub, snapshot)
     if snapshot.tables.get(names.history_table):
-        await _scan_histories(hub, snapshot, progress)
+        await _scan_histories(hub, snapshot, progress, sentinels=full)
     progress("quarantined messages")
     snapshot.poison = [
         PoisonFact(r.queue_name, r.message_id, r.instance_id, r.event_type, r.reason, r.dequeue_count,
                    r.quarantined_at)
         async for r in hub.poison.list()
     ]
-    if snapshot.containers.get(names.large_messages_container):
+    if full and snapshot.containers.get(names.large_messages_container):
         progress("large-message blobs")
         container = hub.blob_service.get_container_client(names.large_messages_container)
         snapshot.blobs = [
@@ -192,14 +202,28 @@ async def _lease_blob_owner(container: Any, name: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- instances and histories
-async def _scan_instances(hub: TaskHubStorage, s: HubSnapshot, progress: Progress) -> None:
+async def _scan_instances(hub: TaskHubStorage, s: HubSnapshot, progress: Progress, query: str | None) -> None:
     table = hub.table_service.get_table_client(hub.names.instances_table)
     async with table:
-        async for entity in table.list_entities(select=_INSTANCE_SELECT):
+        rows = (table.list_entities(select=_INSTANCE_SELECT) if query is None
+                else table.query_entities(query, select=_INSTANCE_SELECT))
+        async for entity in rows:
             fact = instance_fact(entity)
             s.instances[fact.instance_id] = fact
             if len(s.instances) % 500 == 0:
                 progress(f"instances: {len(s.instances)} read")
+
+
+async def _read_lock_holders(hub: TaskHubStorage, s: HubSnapshot) -> None:
+    """A partial scan still needs the rows of the orchestrations that hold entity locks."""
+    table = hub.table_service.get_table_client(hub.names.instances_table)
+    async with table:
+        for holder in {i.locked_by for i in s.instances.values() if i.locked_by} - set(s.instances):
+            try:
+                entity = await table.get_entity(escape_partition_key(holder), "", select=_INSTANCE_SELECT)
+            except ResourceNotFoundError:
+                continue
+            s.instances[holder] = instance_fact(entity)
 
 
 def instance_fact(entity: Mapping[str, Any]) -> InstanceFact:
@@ -228,11 +252,12 @@ def _dt(value: object) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-async def _scan_histories(hub: TaskHubStorage, s: HubSnapshot, progress: Progress) -> None:
+async def _scan_histories(hub: TaskHubStorage, s: HubSnapshot, progress: Progress, *, sentinels: bool) -> None:
     table = hub.table_service.get_table_client(hub.names.history_table)
     async with table:
-        sentinels = table.query_entities(f"RowKey eq '{SENTINEL_ROW_KEY}'", select=["PartitionKey"])
-        s.history_ids = {unescape_partition_key(str(e["PartitionKey"])) async for e in sentinels}
+        if sentinels:
+            rows = table.query_entities(f"RowKey eq '{SENTINEL_ROW_KEY}'", select=["PartitionKey"])
+            s.history_ids = {unescape_partition_key(str(e["PartitionKey"])) async for e in rows}
         live = [i for i in s.instances.values() if i.status in _LIVE and not i.is_entity]
         gate = asyncio.Semaphore(HISTORY_READS_IN_PARALLEL)
         done = 0
@@ -251,9 +276,6 @@ async def _scan_histories(hub: TaskHubStorage, s: HubSnapshot, progress: Progres
 
 
 async def _history_rows(table: Any, instance_id: str) -> list[Mapping[str, Any]]:
-    from ..codec.partitioning import escape_partition_key
-    from ..storage.history_store import odata_string
-
     query = f"PartitionKey eq {odata_string(escape_partition_key(instance_id))}"
     return [e async for e in table.query_entities(query, select=_HISTORY_SELECT)]
 

@@ -37,6 +37,9 @@ class DoctorOptions:
     """A large-message blob of an instance with no row and no history is garbage after this long."""
     idle_running: timedelta = timedelta(days=30)
     """Running instances untouched for this long are listed (info): often forgotten waits."""
+    full_scan: bool = True
+    """False: read only live Instances rows and entities (no History sentinel scan, no blob listing),
+    for a periodic check of a big hub; history-without-row and orphaned blobs are then not looked for."""
 
 
 @dataclass(frozen=True)

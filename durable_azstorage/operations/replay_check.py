@@ -241,9 +241,9 @@ async def replay_instances(
     async with await TaskHubStorage.discover(account, task_hub) as hub:
         ids = list(instance_ids) or [
             state.instance_id
-            async for state in hub.instances.query_all(
+            async for state in hub.instances.query_all(m.InstanceQuery.of(
                 runtime_status=statuses, exclude_entities=True, fetch_input=False, fetch_output=False
-            )
+            ))
         ]
         for n, instance_id in enumerate(ids, 1):
             progress(f"{n}/{len(ids)} {instance_id}")

@@ -130,6 +130,10 @@ async def test_doctor_finds_and_repairs_a_broken_hub(storage_account: StorageAcc
         healthy = await diagnose(storage_account, task_hub_name)
         assert _ids(healthy, "entities.lock-held-by-finished") == ["@counter@k"]
         assert _ids(healthy, "partitions.unclaimed") == [f"{task_hub_name.lower()}-control-0{i}" for i in range(4)]
+        quick = await diagnose(storage_account, task_hub_name, options=DoctorOptions(full_scan=False))
+        lock = quick.finding("entities.lock-held-by-finished")
+        assert lock is not None and lock.items[0]["holderStatus"] == "Terminated"  # holder read on its own
+        assert quick.scanned["instances"] < healthy.scanned["instances"]
 
         await _break_the_hub(storage_account, task_hub_name, client)
         report = await diagnose(storage_account, task_hub_name, options=NOW)

@@ -22,11 +22,11 @@ LAYER = {
     "worker": 3,
     "client": 3,
     "aio": 3,
+    "operations": 3,
     "http": 4,
     "sidecar": 4,
     "dashboard": 4,
     "functions": 5,
-    "operations": 5,
     "cli": 6,
 }
 """Foundations that every layer may use (errors, settings, connection, metrics, app files, azurite)."""

@@ -1,0 +1,80 @@
+"""The dashboard's health panel gets ``doctor``'s findings (docs/operations.md).
+
+A quick, read-only doctor scan (live instances and entities only) runs in the background every
+``interval`` seconds while the dashboard is served; the overview shows the latest findings
+without waiting for a scan. Findings the overview already reports itself (partition owners,
+quarantined messages) are left out so nothing is listed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from azure.core.exceptions import AzureError
+
+from ..aio import TaskHubClient
+from ..errors import DurableAzStorageError
+from ..operations import DoctorOptions, DoctorReport, diagnose
+from ._overview import HealthFinding
+
+__all__ = ["DoctorHealthCheck"]
+
+log = logging.getLogger(__name__)
+
+_SHOWN_BY_OVERVIEW = frozenset({"partitions.unclaimed", "partitions.no-live-owner", "poison.quarantined"})
+
+
+class DoctorHealthCheck:
+    """A dashboard ``HealthCheck`` fed by periodic ``doctor`` scans of one hub."""
+
+    def __init__(self, client: TaskHubClient, *, interval: float = 300.0) -> None:
+        self._client = client
+        self.interval = interval
+        self.report: DoctorReport | None = None
+        self._options = DoctorOptions(full_scan=False, horizon=timedelta(minutes=15))
+
+    async def __call__(self, client: TaskHubClient) -> list[HealthFinding]:
+        if self.report is None:
+            return [HealthFinding("info", "doctor: first check running", "Findings appear here in a moment.")]
+        return findings_for_panel(self.report)
+
+    async def scan(self) -> DoctorReport:
+        hub = self._client._hub
+        self.report = await diagnose(hub.account, hub.names.task_hub, options=self._options)
+        return self.report
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.scan()
+            except (AzureError, DurableAzStorageError, OSError):
+                log.warning("dashboard.doctor_failed", exc_info=True)
+            await asyncio.sleep(self.interval)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self.run(), name="dashboard-doctor")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def findings_for_panel(report: DoctorReport) -> list[HealthFinding]:
+    """One panel line per finding: severity, title with count, examples, advice and code."""
+    lines = []
+    for f in report.findings:
+        if not f.count or f.code in _SHOWN_BY_OVERVIEW:
+            continue
+        more = ", ..." if f.count > len(f.examples) else ""
+        detail = f"{', '.join(f.examples)}{more}. {f.advice} [{f.code}]"
+        lines.append(HealthFinding(f.severity.value, f"{f.title}: {f.count}", detail))
+    if not lines:
+        lines.append(HealthFinding("ok", "doctor: no problems", f"checked {report.scanned_at:%H:%M:%S} UTC"))
+    return lines
