@@ -200,6 +200,8 @@ def _traceback_line(exc: BaseException) -> str | None:
 
 
 # --------------------------------------------------------------------------- Functions apps
+_SCHEDULING = (m.TaskScheduledEvent, m.TimerCreatedEvent, m.SubOrchestrationInstanceCreatedEvent, m.EventSentEvent)
+
 class FunctionsReplayer(Replayer):
     """Replays through ``Orchestrator.create`` handles and the worker's action shim."""
 
@@ -217,12 +219,22 @@ class FunctionsReplayer(Replayer):
         state, error = _call(self._handles[name.lower()], context_json(instance_id, list(events), []))
         now = events[-1].timestamp
         try:
-            translate_actions(state, events, instance_id=instance_id, execution_id=execution_id, now=now)
+            shim, _ = translate_actions(state, events, instance_id=instance_id, execution_id=execution_id, now=now)
         except NonDeterminismError as exc:
             return ReplayVerdict(instance_id, name, "divergent", len(events), str(exc),
                                  recorded=exc.recorded, new=exc.new)
         if error is not None:
             return ReplayVerdict(instance_id, name, "failed", len(events), f"the orchestrator raised {error}")
+        dropped = sorted((e for e in events if isinstance(e, _SCHEDULING) and e.event_id >= shim.next_id),
+                         key=lambda e: e.event_id)
+        if dropped:
+            first = dropped[0]
+            recorded = f"{type(first).__name__.removesuffix('Event')} {getattr(first, 'name', '') or ''}".strip()
+            return ReplayVerdict(
+                instance_id, name, "divergent", len(events),
+                f"history has {len(dropped)} call(s) from #{first.event_id} on that the new code no longer makes",
+                recorded=f"{recorded} #{first.event_id}", new="nothing (the code no longer makes it)",
+            )
         return ReplayVerdict(instance_id, name, "deterministic", len(events))
 
 

@@ -117,6 +117,10 @@ async def test_functions_app(storage_account: StorageAccount, storage_connection
                                      FunctionsReplayer(load_app(APPS / "replay_v2").orchestrators))
     assert changed[0].verdict == "divergent"
     assert changed[0].recorded == "TaskScheduled pack #0" and changed[0].new == "TaskScheduled pack_carefully #0"
+    dropped = await replay_instances(storage_account, task_hub_name,
+                                     FunctionsReplayer(load_app(APPS / "replay_v3").orchestrators))
+    assert dropped[0].verdict == "divergent" and dropped[0].recorded == "TaskScheduled pack #0"
+    assert dropped[0].new == "nothing (the code no longer makes it)"
     cli = _cli(storage_connection_string, task_hub_name, "--app", str(APPS / "replay_v2"))
     assert cli.returncode == 1 and "DIVERGENT" in cli.stdout, cli.stdout + cli.stderr
     bad = _cli(storage_connection_string, task_hub_name, "--app", "no_such_module:register")
