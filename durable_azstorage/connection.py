@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
@@ -20,8 +20,14 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from .azurite import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from .errors import ConfigurationError
+from .storage.rest import data_path_from_env, lean_blob_service, lean_queue_service, lean_table_service
 
-__all__ = ["DEVELOPMENT_STORAGE_CONNECTION_STRING", "StorageAccount"]
+__all__ = ["BLOB_QUEUE_API_VERSION", "DEVELOPMENT_STORAGE_CONNECTION_STRING", "TABLE_API_VERSION", "StorageAccount"]
+
+BLOB_QUEUE_API_VERSION = "2026-06-06"
+"""Pinned on both data paths: the newest the pinned Azurite accepts without
+``--skipApiVersionCheck`` and one every current Azure region serves."""
+TABLE_API_VERSION = "2019-02-02"
 
 DEVELOPMENT_STORAGE_CONNECTION_STRING = (
     f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT_NAME};AccountKey={DEV_ACCOUNT_KEY};"
@@ -90,6 +96,8 @@ class StorageAccount:
     credential: Credential = None
     account_name: str | None = None
     client_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    data_path: str = field(default_factory=data_path_from_env)
+    """``lean`` (default): hot operations on the hand-written REST path; ``sdk``: all on the SDK."""
 
     @classmethod
     def from_connection_string(cls, connection_string: str, **client_kwargs: Any) -> StorageAccount:
@@ -171,28 +179,36 @@ class StorageAccount:
         )
 
     def queue_service(self) -> QueueServiceClient:
-        return QueueServiceClient(self.queue_endpoint, credential=self.credential, **self._kwargs())
+        kwargs = self._kwargs(BLOB_QUEUE_API_VERSION)
+        if self.data_path == "lean":
+            return lean_queue_service(self.queue_endpoint, self.credential, self.account_name, **kwargs)
+        return QueueServiceClient(self.queue_endpoint, credential=self.credential, **kwargs)
 
     def table_service(self) -> TableServiceClient:
-        return TableServiceClient(self.table_endpoint, credential=self.credential, **self._kwargs())  # type: ignore[arg-type]
+        kwargs = self._kwargs(TABLE_API_VERSION)
+        if self.data_path == "lean":
+            return lean_table_service(self.table_endpoint, self.credential, self.account_name, **kwargs)
+        return TableServiceClient(self.table_endpoint, credential=self.credential, **kwargs)  # type: ignore[arg-type]
 
     def blob_service(self) -> BlobServiceClient:
-        return BlobServiceClient(self.blob_endpoint, credential=self.credential, **self._kwargs())
+        kwargs = self._kwargs(BLOB_QUEUE_API_VERSION)
+        if self.data_path == "lean":
+            return lean_blob_service(self.blob_endpoint, self.credential, self.account_name, **kwargs)
+        return BlobServiceClient(self.blob_endpoint, credential=self.credential, **kwargs)
 
-    def _kwargs(self) -> dict[str, Any]:
-        return {**transport_defaults(), **self.client_kwargs}
+    def _kwargs(self, api_version: str) -> dict[str, Any]:
+        return {**transport_defaults(), "api_version": api_version, **self.client_kwargs}
 
     def with_client_kwargs(self, **client_kwargs: Any) -> StorageAccount:
         """A copy whose clients get extra keyword arguments (e.g. ``per_call_policies``)."""
         merged = {**self.client_kwargs, **client_kwargs}
-        return StorageAccount(
-            self.blob_endpoint,
-            self.queue_endpoint,
-            self.table_endpoint,
-            self.credential,
-            self.account_name,
-            merged,
-        )
+        return replace(self, client_kwargs=merged)
+
+    def with_data_path(self, data_path: str) -> StorageAccount:
+        """A copy on the given data path (``lean`` or ``sdk``)."""
+        if data_path not in ("lean", "sdk"):
+            raise ConfigurationError(f"data path {data_path!r}: use 'lean' or 'sdk'")
+        return replace(self, data_path=data_path)
 
 
 def _identity_credential(client_id: str | None, kind: str | None) -> AsyncTokenCredential:
