@@ -24,6 +24,8 @@ from typing import Any
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
+from durable_azstorage.connection import BLOB_QUEUE_API_VERSION
+
 __all__ = ["OPERATION_CLASS", "implied_seconds", "measure_ceiling"]
 
 PAYLOAD = "x" * 600  # about the size of a small DTAS message / history row
@@ -80,7 +82,9 @@ async def _measure_once(
         cpu[key] = _CPU["last"] * 1000
 
     name = "ceiling" + uuid.uuid4().hex[:12]
-    async with QueueServiceClient.from_connection_string(connection_string, use_env_settings=False) as qs:
+    async with QueueServiceClient.from_connection_string(
+        connection_string, use_env_settings=False, api_version=BLOB_QUEUE_API_VERSION
+    ) as qs:
         queue = qs.get_queue_client(name)
         await queue.create_queue()
         await timed("queue.put", lambda _: queue.send_message(PAYLOAD))

@@ -149,7 +149,7 @@ class Azurite:
         return self.endpoints.connection_string
 
     def _argv(self, binary: Path) -> list[str]:
-        argv = [str(binary), "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
+        argv = [str(binary), "--silent", "--disableTelemetry"]
         for service in ("blob", "queue", "table"):
             argv += [f"--{service}Host", self._host, f"--{service}Port", "0"]
         if self._location is None:

@@ -12,7 +12,7 @@ from azure.storage.queue.aio import QueueClient
 from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.codec.queue_codec import MessageData, encode_message_data
-from durable_azstorage.connection import StorageAccount
+from durable_azstorage.connection import BLOB_QUEUE_API_VERSION, StorageAccount
 from durable_azstorage.errors import InvalidInstanceIdError
 from durable_azstorage.model import EventRaisedEvent, OrchestrationInstance, OrchestrationStatus, TaskMessage
 from durable_azstorage.storage import TaskHubResources, TaskHubStorage
@@ -60,7 +60,9 @@ async def test_messages_are_raw_json_on_the_wire(hub: TaskHubStorage, storage_co
     async with hub:
         queue = hub.control_queue_for("abc")
         await queue.send(_message("abc"))
-        raw = QueueClient.from_connection_string(storage_connection_string, queue.name)
+        raw = QueueClient.from_connection_string(
+            storage_connection_string, queue.name, api_version=BLOB_QUEUE_API_VERSION
+        )
         async with raw:
             peeked = await raw.peek_messages(max_messages=1)
         assert peeked[0].content.startswith('{"$type":"DurableTask.AzureStorage.MessageData"')
@@ -72,7 +74,9 @@ async def test_messages_are_raw_json_on_the_wire(hub: TaskHubStorage, storage_co
 async def test_base64_and_garbage_messages(hub: TaskHubStorage, storage_connection_string: str) -> None:
     async with hub:
         queue = hub.control_queue_for("abc")
-        raw = QueueClient.from_connection_string(storage_connection_string, queue.name)
+        raw = QueueClient.from_connection_string(
+            storage_connection_string, queue.name, api_version=BLOB_QUEUE_API_VERSION
+        )
         async with raw:
             text = encode_message_data(_message("abc"))
             await raw.send_message(base64.b64encode(text.encode()).decode())

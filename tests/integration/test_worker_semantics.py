@@ -28,7 +28,7 @@ from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.codec.partitioning import escape_partition_key
 from durable_azstorage.codec.queue_codec import MessageData, encode_message_data
-from durable_azstorage.connection import StorageAccount
+from durable_azstorage.connection import BLOB_QUEUE_API_VERSION, StorageAccount
 from durable_azstorage.errors import InstanceAlreadyExistsError
 from durable_azstorage.metrics import TransactionCounter, classify_request
 from durable_azstorage.model import (
@@ -231,6 +231,10 @@ class QueueSpy:
         return [*self.deleted, *(m for m, _ in self.abandoned)]
 
 
+def _raw_queue(connection_string: str, name: str) -> QueueClient:
+    return QueueClient.from_connection_string(connection_string, name, api_version=BLOB_QUEUE_API_VERSION)
+
+
 def _table(connection_string: str, name: str) -> TableClient:
     return TableClient.from_connection_string(connection_string, table_name=name)
 
@@ -255,14 +259,14 @@ def _raw_message(instance_id: str, event: Any, execution_id: str | None = None) 
 
 
 async def _put_raw(connection_string: str, queue_name: str, body: str) -> str:
-    async with QueueClient.from_connection_string(connection_string, queue_name) as queue:
+    async with _raw_queue(connection_string, queue_name) as queue:
         sent = await queue.send_message(body)
         return str(sent.id)
 
 
 async def _queue_drained(connection_string: str, queue_name: str) -> None:
     """Inbound messages are deleted after the Instances write the client sees: poll for it."""
-    async with QueueClient.from_connection_string(connection_string, queue_name) as queue:
+    async with _raw_queue(connection_string, queue_name) as queue:
 
         async def empty() -> bool:
             return (await queue.get_queue_properties()).approximate_message_count == 0
