@@ -256,8 +256,12 @@ class TaskHubQueue:
             max_messages=max_messages,
             visibility_timeout=int(visibility_timeout.total_seconds()),
         )
-        async for raw in pager:
-            received.append(await self._decode(raw))
+        # The SDK's pager asks for a second page whenever the first held fewer than
+        # max_messages (an extra, usually empty, Get Messages): take one page only.
+        async for page in pager.by_page():
+            async for raw in page:
+                received.append(await self._decode(raw))
+            break
         received.sort(
             key=lambda m: (
                 m.inserted_on or datetime.min.replace(tzinfo=timezone.utc),
