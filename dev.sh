@@ -70,7 +70,18 @@ case "$cmd" in
     deploy_tools
     "$VENV/bin/ruff" check .
     "$VENV/bin/mypy" --strict durable_azstorage
-    exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+    if [ $# -gt 0 ]; then
+      exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+    fi
+    # Everything on the default (lean) data path, then the storage-facing integration tests
+    # again with every call on the Azure SDK (DURABLE_AZSTORAGE_DATA_PATH=sdk).
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider
+    echo "== the same storage integration tests on the Azure SDK data path =="
+    DURABLE_AZSTORAGE_DATA_PATH=sdk exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+      tests/integration/test_azurite_rig.py tests/integration/test_task_hub_queues.py \
+      tests/integration/test_history_store.py tests/integration/test_instance_store.py \
+      tests/integration/test_metrics_counting.py tests/integration/test_worker.py \
+      tests/integration/test_client_ops.py
     ;;
   *)
     echo "usage: ./dev.sh demo | ./dev.sh test [pytest args] | ./dev.sh tools" >&2
