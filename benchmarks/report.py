@@ -72,7 +72,28 @@ def derive(report: dict[str, Any]) -> None:
                 ),
             }
     report["ratios"] = ratios
-    report["targets"] = _targets(mine, report.get("target_thresholds", {}))
+    report["targets"] = _targets(mine, report.get("target_thresholds", {})) + _cpu_targets(
+        ratios, report.get("target_thresholds", {})
+    )
+
+
+def _cpu_targets(ratios: dict[str, dict[str, Any]], thresholds: dict[str, float]) -> list[dict[str, Any]]:
+    """Engine CPU (our worker + client process, the store excluded) over DBOS's, same work."""
+    limit = thresholds.get("cpu_over_dbos")
+    out: list[dict[str, Any]] = []
+    for workload in ("hello-sequence", "fan-out"):
+        ratio = ((ratios.get(workload) or {}).get("dbos-postgres") or {}).get("cpu_ours_over_peer")
+        if ratio is None:
+            continue
+        out.append(
+            {
+                "target": f"{workload}: engine CPU over DBOS/PostgreSQL's (store CPU excluded)",
+                "limit": limit,
+                "measured": ratio,
+                "met": limit is not None and ratio <= limit,
+            }
+        )
+    return out
 
 
 def _targets(mine: dict[str, dict[str, Any]], thresholds: dict[str, float]) -> list[dict[str, Any]]:
