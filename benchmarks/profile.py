@@ -26,7 +26,7 @@ from durable_azstorage.azurite import Azurite
 from .sizes import PRESETS
 
 _GROUPS = (
-    ("durable_azstorage/storage/rest/", "lean data path (durable_azstorage.storage.rest)"),
+    ("durable_azstorage/lean_rest/", "lean data path (durable_azstorage.lean_rest)"),
     ("azure/core/", "azure-core pipeline and rest objects"),
     ("azure/storage/", "azure-storage SDK (queue, blob)"),
     ("azure/data/tables/", "azure-data-tables SDK"),

@@ -20,7 +20,7 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from .azurite import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from .errors import ConfigurationError
-from .storage.rest import data_path_from_env, lean_blob_service, lean_queue_service, lean_table_service
+from .lean_rest import data_path_from_env, lean_blob_service, lean_queue_service, lean_table_service
 
 __all__ = ["BLOB_QUEUE_API_VERSION", "DEVELOPMENT_STORAGE_CONNECTION_STRING", "TABLE_API_VERSION", "StorageAccount"]
 

@@ -15,11 +15,11 @@ from azure.data.tables import EdmType, EntityProperty, TableTransactionError, Up
 from azure.storage.blob import ContentSettings
 
 from durable_azstorage.connection import StorageAccount
+from durable_azstorage.lean_rest.blobs import LeanContainerClient
+from durable_azstorage.lean_rest.queues import LeanQueueClient
+from durable_azstorage.lean_rest.services import data_path_from_env
+from durable_azstorage.lean_rest.tables import LeanTableClient
 from durable_azstorage.metrics import TransactionCounter
-from durable_azstorage.storage.rest.blobs import LeanContainerClient
-from durable_azstorage.storage.rest.queues import LeanQueueClient
-from durable_azstorage.storage.rest.services import data_path_from_env
-from durable_azstorage.storage.rest.tables import LeanTableClient
 
 
 def _name() -> str:

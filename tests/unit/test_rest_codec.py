@@ -18,12 +18,12 @@ from azure.data.tables import EdmType, EntityProperty
 from azure.data.tables._deserialize import _convert_to_entity
 from azure.data.tables._serialize import _add_entity_properties
 
-from durable_azstorage.storage.rest.auth import TokenAuthorizer
-from durable_azstorage.storage.rest.batch import parse_batch_response
-from durable_azstorage.storage.rest.entities import decode_entity, encode_entity
-from durable_azstorage.storage.rest.errors import service_error
-from durable_azstorage.storage.rest.queues import parse_messages
-from durable_azstorage.storage.rest.transport import RestTransport, RetrySettings
+from durable_azstorage.lean_rest.auth import TokenAuthorizer
+from durable_azstorage.lean_rest.batch import parse_batch_response
+from durable_azstorage.lean_rest.entities import decode_entity, encode_entity
+from durable_azstorage.lean_rest.errors import service_error
+from durable_azstorage.lean_rest.queues import parse_messages
+from durable_azstorage.lean_rest.transport import RestTransport, RetrySettings
 
 _ENTITY: dict[str, Any] = {
     "PartitionKey": "p'1",

@@ -27,7 +27,7 @@ from multidict import CIMultiDict
 
 from durable_azstorage.azurite import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from durable_azstorage.connection import StorageAccount
-from durable_azstorage.storage.rest import signing
+from durable_azstorage.lean_rest import signing
 
 ACCOUNT = "myaccount"
 KEY = DEV_ACCOUNT_KEY

@@ -15,7 +15,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from ...errors import ConfigurationError
+from ..errors import ConfigurationError
 from .auth import Service, authorizer_for
 from .blobs import LeanContainerClient
 from .queues import LeanQueueClient
