@@ -258,6 +258,24 @@ class InstanceStore:
             row["Output"] = self._payloads.url_for(await self._upload_instance_blob(row, "Output", output))
         await self._merge_existing(instance_id, row)
 
+    async def mark_poisoned(self, instance_id: str, message: str, *, now: datetime | None = None) -> None:
+        """A message of this instance was quarantined: ``Failed`` with a ``PoisonMessage`` error.
+
+        History is untouched, so requeueing the message lets the next episode rewrite the row
+        from history. A missing row (the instance was purged) is left missing.
+        """
+        row = {
+            "PartitionKey": escape_partition_key(instance_id),
+            "RowKey": "",
+            "RuntimeStatus": OrchestrationStatus.Failed.name,
+            "Output": f"PoisonMessage: {message}",
+            "LastUpdatedTime": now or utc_now(),
+        }
+        try:
+            await self._merge_existing(instance_id, row)
+        except InstanceNotFoundError:
+            return
+
     async def set_pending_for_rewind(self, instance_id: str, *, now: datetime | None = None) -> None:
         """``UpdateStatusForRewindAsync``: back to Pending so the rewind message replays it."""
         row = {

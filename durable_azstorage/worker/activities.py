@@ -116,11 +116,8 @@ class ActivityProcessor:
         except Exception:
             # Storage trouble, not user code: put the work item back with back-off so it is
             # retried (the activity may run again: activities are at-least-once).
-            log.exception("activity.completion_failed", extra={"message_id": message.message_id})
-            try:
-                await self._queue.abandon(message)
-            except Exception:
-                log.warning("activity.abandon_failed", extra={"message_id": message.message_id}, exc_info=True)
+            log.warning("activity.completion_failed", extra={"message_id": message.message_id}, exc_info=True)
+            await self._poison.abandon_all([message], "activity completion keeps failing")
 
     async def _run(self, tm: TaskMessage) -> ActivityResult:
         event = tm.event

@@ -28,7 +28,7 @@ from .history_cache import HistoryCache
 from .lease_keeper import keep_leases
 from .orchestrations import OrchestrationProcessor
 from .partition_manager import PartitionManager
-from .poison import PoisonHandler
+from .poison import FailureCounts, PoisonHandler
 from .sessions import InstanceBatch, SessionManager
 
 __all__ = ["Worker"]
@@ -69,6 +69,7 @@ class Worker:
         self._dispatchers: list[Dispatcher[Any]] = []
         self._partitions: PartitionManager | None = None
         self._activities: ActivityProcessor | None = None
+        self._failures = FailureCounts()  # shared: a message's failures, whichever pump saw them
 
     @classmethod
     def from_connection_string(cls, connection_string: str, **settings: Any) -> Worker:
@@ -131,7 +132,7 @@ class Worker:
         await TaskHubResources(self.account, names).create()
         hub = self._hub = TaskHubStorage(self.account, names)
         orchestration_runtime, activity_runtime = self._runtimes()
-        poison = PoisonHandler(hub, settings.poison_dequeue_threshold)
+        poison = PoisonHandler(hub, settings.poison_dequeue_threshold, self._failures)
         orchestrations = OrchestrationProcessor(hub, orchestration_runtime, self._cache, poison)
         entities = self._entity_processor(hub, poison)
         activities = ActivityProcessor(
@@ -191,7 +192,7 @@ class Worker:
             hub,
             queue_name,
             self._sessions,
-            PoisonHandler(hub, self.settings.poison_dequeue_threshold),
+            PoisonHandler(hub, self.settings.poison_dequeue_threshold, self._failures),
             batch_size=self.settings.control_queue_batch_size,
             visibility_timeout=self.settings.control_queue_visibility_timeout,
             max_polling_interval=self.settings.max_queue_polling_interval,

@@ -405,7 +405,8 @@ async def test_message_whose_episode_keeps_failing_is_quarantined_at_the_thresho
             rows = await eventually(quarantined, timeout=30, message="start message quarantined")
         other = await client.schedule_new_orchestration("hello_sequence")
         assert (await client.wait_for_completion(other, timeout=60)).runtime_status == OrchestrationStatus.Completed
-        assert await _status(client, instance_id) == OrchestrationStatus.Pending
+        # Visible on the instance: Failed, with the quarantine's reason (issue 14 defect 3).
+        assert await _status(client, instance_id) == OrchestrationStatus.Failed
         await _queue_drained(storage_connection_string, queue_name)
     assert runtime.failures == 2
     assert len(rows) == 1
