@@ -24,6 +24,7 @@ from ..model import (
     TaskMessage,
     utc_now,
 )
+from ..runtimes.attempts import answers_an_earlier_attempt
 from ..runtimes.base import OrchestrationRuntime
 from ..runtimes.rules import is_out_of_order, runtime_status
 from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
@@ -101,6 +102,7 @@ class OrchestrationProcessor:
         await self._screen_starts(instance_id, batch)
         history = await self._load(instance_id, batch)
         self._hold_early_entity_responses(instance_id, batch, history)
+        _drop_earlier_attempts(instance_id, batch, history)
         state = ReplayState(instance_id, history.events)
         if history.events and state.status.is_terminal:
             await self._repair_terminal_row(instance_id, history, state)
@@ -366,3 +368,17 @@ def _last_complete_episode(events: list[HistoryEvent]) -> list[HistoryEvent]:
         if events[index].event_type == EventType.OrchestratorCompleted:
             return events[: index + 1]
     return []
+
+
+def _drop_earlier_attempts(instance_id: str, batch: _Batch, history: CachedHistory) -> None:
+    """A response to a retried activity's earlier attempt is not the current attempt's answer."""
+    settled = {id(m) for m in batch.delete} | {id(m) for m, _ in batch.defer}
+    for message in batch.messages:
+        episode = message.data.episode if message.data is not None else None
+        event = batch.event(message)
+        if id(message) not in settled and answers_an_earlier_attempt(event, episode, history.events):
+            log.info(
+                "orchestration.earlier_attempt_response_dropped",
+                extra={"instance_id": instance_id, "task_id": getattr(event, "task_scheduled_id", None)},
+            )
+            batch.delete.append(message)
