@@ -14,6 +14,7 @@ from typing import Any
 
 from ..codec.names import TaskHubNames
 from ..connection import StorageAccount
+from ..errors import ConfigurationError
 from ..model.entities import is_entity_instance
 from ..runtimes.base import ActivityRuntime, OrchestrationRuntime, Registry
 from ..runtimes.entities import EntityRuntime
@@ -129,8 +130,14 @@ class Worker:
     async def start(self) -> None:
         settings = self.settings
         names = TaskHubNames(settings.task_hub_name, settings.partition_count)
+        hub = TaskHubStorage(self.account, names)
+        try:
+            await _check_partition_count(hub, settings.partition_count)
+        except BaseException:
+            await hub.close()
+            raise
         await TaskHubResources(self.account, names).create()
-        hub = self._hub = TaskHubStorage(self.account, names)
+        self._hub = hub
         orchestration_runtime, activity_runtime = self._runtimes()
         poison = PoisonHandler(hub, settings.poison_dequeue_threshold, self._failures)
         orchestrations = OrchestrationProcessor(hub, orchestration_runtime, self._cache, poison)
@@ -250,3 +257,18 @@ class Worker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+async def _check_partition_count(hub: TaskHubStorage, configured: int) -> None:
+    """Fail fast when this worker's partition count is not the one the hub was created with.
+
+    Clients route by the hub's stored count (one Partitions row per control queue); a worker
+    with another count would consume queues nobody sends to and claim rows it does not use.
+    """
+    stored = await hub.stored_partition_count()
+    if stored is not None and stored != configured:
+        raise ConfigurationError(
+            f"task hub {hub.names.task_hub!r} has {stored} partitions but this worker was started with "
+            f"partition count {configured}: start every worker with --partition-count {stored} "
+            "(host.json partitionCount), or delete the task hub to change it"
+        )
