@@ -92,6 +92,9 @@ class PartitionManager:
         self._listening: set[str] = set()
         self._draining: dict[str, datetime] = {}
         self._task: asyncio.Task[None] | None = None
+        self._fence_task: asyncio.Task[None] | None = None
+        # Per owned partition: until when a row we read or wrote says the lease is ours.
+        self._confirmed_until: dict[str, datetime] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self.last_success: float | None = None  # time.monotonic() of the last good iteration (readiness)
@@ -109,6 +112,30 @@ class PartitionManager:
         """Run one iteration now (so a lone worker owns partitions at once), then loop."""
         await self._iteration_safely()
         self._task = asyncio.create_task(self._loop(), name="partition-manager")
+        self._fence_task = asyncio.create_task(self._fence_loop(), name="partition-fence")
+
+    @property
+    def fence_margin(self) -> timedelta:
+        """Stop dispatching this long before an unconfirmed lease would expire."""
+        return max(self._settings.lease_interval / 6, timedelta(seconds=1))
+
+    async def _fence_loop(self) -> None:
+        """Self-fencing that needs no storage: when the Partitions table cannot be read or
+        written (outage, throttling, a hung request), ownership cannot be confirmed; stop
+        dispatching a partition before its lease could expire and another host claim it.
+        The next successful iteration that finds the row still ours resumes it."""
+        while not self._stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 0.25)
+            now = utc_now()
+            for name in sorted(self._listening):
+                until = self._confirmed_until.get(name)
+                if until is not None and now >= until - self.fence_margin:
+                    log.warning(
+                        "partitions.ownership_unconfirmed",
+                        extra={"queue": name, "worker_id": self._me, "lease_expires": until.isoformat()},
+                    )
+                    await self._release_locally(name, "ownership unconfirmed")
 
     async def _loop(self) -> None:
         while not self._stop.is_set():
@@ -160,12 +187,15 @@ class PartitionManager:
             if self._renewal_due(lease, now):
                 lease.last_renewal, lease.expires_at = now, now + self._settings.lease_interval
                 await self._write(lease)
-            await self._ensure_listening(lease.name)
+            if lease.expires_at is not None and now < lease.expires_at - self.fence_margin:
+                self._confirmed_until[lease.name] = lease.expires_at
+                await self._ensure_listening(lease.name)
         elif claimable_by(lease, self._me, now):
             lease.current_owner, lease.next_owner, lease.is_draining = self._me, None, False
             lease.owned_since = lease.last_renewal = now
             lease.expires_at = now + self._settings.lease_claim_duration
             await self._write(lease)
+            self._confirmed_until[lease.name] = lease.expires_at
             await self._ensure_listening(lease.name)
             log.info("partitions.claimed", extra={"queue": lease.name, "worker_id": self._me})
 
@@ -199,6 +229,7 @@ class PartitionManager:
             await self._on_acquired(name)
 
     async def _release_locally(self, name: str, why: str) -> None:
+        self._confirmed_until.pop(name, None)
         if name in self._listening:
             self._listening.discard(name)
             log.info("partitions.stop_listening", extra={"queue": name, "reason": why})
@@ -211,9 +242,10 @@ class PartitionManager:
         """Stop listening everywhere and release every owned row at once."""
         self._stop.set()
         self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._fence_task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for name in list(self._listening):
             await self._release_locally(name, "shutdown")
         for _ in range(5):
