@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from ..storage import TaskHubStorage
 from ..storage.queues import BackoffPoller, QueueMessage
+from .in_flight import InFlightMessages
 from .poison import PoisonHandler
 from .sessions import SessionManager
 
@@ -36,6 +37,7 @@ class ControlQueuePump:
         queue_name: str,
         sessions: SessionManager[QueueMessage],
         poison: PoisonHandler,
+        in_flight: InFlightMessages | None = None,
         *,
         batch_size: int,
         visibility_timeout: timedelta,
@@ -45,6 +47,7 @@ class ControlQueuePump:
         self._queue = hub.queue(queue_name)
         self._sessions = sessions
         self._poison = poison
+        self._in_flight = in_flight
         self._batch_size = batch_size
         self._visibility = visibility_timeout
         self._poller = BackoffPoller(max_interval=max_polling_interval.total_seconds())
@@ -63,8 +66,11 @@ class ControlQueuePump:
     def deliver(self, message: QueueMessage) -> bool:
         if self._stopped:
             return False
-        self._sessions.add(self.queue_name, [message])
+        self._sessions.add(self.queue_name, self._track([message]))
         return True
+
+    def _track(self, messages: list[QueueMessage]) -> list[QueueMessage]:
+        return messages if self._in_flight is None else self._in_flight.track(messages)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"control-pump-{self.queue_name}")
@@ -82,6 +88,8 @@ class ControlQueuePump:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         released = await self._sessions.drop_queue(self.queue_name)
+        if self._in_flight is not None:
+            self._in_flight.release(released)
         await asyncio.gather(*(self._queue.abandon(m, delay=timedelta(0)) for m in released), return_exceptions=True)
 
     async def _run(self) -> None:
@@ -93,7 +101,7 @@ class ControlQueuePump:
                     await self._poller.wait()
                     continue
                 self._poller.reset()
-                self._sessions.add(self.queue_name, await self._screen(messages))
+                self._sessions.add(self.queue_name, self._track(await self._screen(messages)))
             except asyncio.CancelledError:
                 raise
             except Exception:

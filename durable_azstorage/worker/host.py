@@ -6,7 +6,6 @@ another host takes over in seconds instead of waiting for the lease to expire.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from types import TracebackType
@@ -26,7 +25,7 @@ from .control_pump import ControlQueuePump, instance_of
 from .dispatcher import Dispatcher
 from .entities import EntityProcessor, EntitySettings
 from .history_cache import HistoryCache
-from .lease_keeper import keep_leases
+from .in_flight import InFlightMessages
 from .orchestrations import OrchestrationProcessor
 from .partition_manager import PartitionManager
 from .poison import FailureCounts, PoisonHandler
@@ -70,6 +69,7 @@ class Worker:
         self._dispatchers: list[Dispatcher[Any]] = []
         self._partitions: PartitionManager | None = None
         self._activities: ActivityProcessor | None = None
+        self._in_flight: InFlightMessages | None = None
         self._failures = FailureCounts()  # shared: a message's failures, whichever pump saw them
 
     @classmethod
@@ -138,6 +138,8 @@ class Worker:
             raise
         await TaskHubResources(self.account, names).create()
         self._hub = hub
+        self._in_flight = InFlightMessages(hub, settings.control_queue_visibility_timeout)
+        self._in_flight.start()
         orchestration_runtime, activity_runtime = self._runtimes()
         poison = PoisonHandler(hub, settings.poison_dequeue_threshold, self._failures)
         orchestrations = OrchestrationProcessor(hub, orchestration_runtime, self._cache, poison)
@@ -152,19 +154,18 @@ class Worker:
         )
         self._activities = activities
 
-        # Runtimes that run user code elsewhere (the gRPC sidecar) may keep an episode waiting.
-        slow = any(getattr(r, "renews_leases", False) for r in (orchestration_runtime, self._entity_runtime))
-        visibility = settings.control_queue_visibility_timeout
-
+        # Every held control message is renewed by self._in_flight (buffered or running, local
+        # or remote runtime), so a slow episode keeps its messages without a per-batch keeper.
         async def run_batch(batch: InstanceBatch[QueueMessage]) -> None:
             try:
-                async with keep_leases(hub, batch.messages, visibility) if slow else contextlib.nullcontext():
-                    if is_entity_instance(batch.instance_id):
-                        await entities.process(batch.instance_id, batch.messages)
-                    else:
-                        await orchestrations.process(batch.instance_id, batch.messages)
+                if is_entity_instance(batch.instance_id):
+                    await entities.process(batch.instance_id, batch.messages)
+                else:
+                    await orchestrations.process(batch.instance_id, batch.messages)
             finally:
                 await self._sessions.complete(batch)
+                if self._in_flight is not None:
+                    self._in_flight.release(batch.messages)
 
         self._dispatchers = [
             Dispatcher(
@@ -200,6 +201,7 @@ class Worker:
             queue_name,
             self._sessions,
             PoisonHandler(hub, self.settings.poison_dequeue_threshold, self._failures),
+            self._in_flight,
             batch_size=self.settings.control_queue_batch_size,
             visibility_timeout=self.settings.control_queue_visibility_timeout,
             max_polling_interval=self.settings.max_queue_polling_interval,
@@ -244,6 +246,9 @@ class Worker:
         if self._activities is not None:
             await self._activities.release_local()
             self._activities = None
+        if self._in_flight is not None:
+            await self._in_flight.stop()
+            self._in_flight = None
         if self._hub is not None:
             await self._hub.close()
             self._hub = None

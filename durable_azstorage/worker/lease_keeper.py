@@ -1,9 +1,8 @@
-"""Keeps the queue leases of messages whose episode waits on something slow (a remote worker).
+"""Keeps the queue leases of a fixed set of messages for the duration of a block.
 
-In-process episodes take milliseconds, far inside the control queue's visibility timeout, so
-the host does not renew their messages. When user code runs elsewhere (the gRPC sidecar), an
-episode may wait for a busy or reconnecting worker; renewing the leases meanwhile keeps the
-messages from re-appearing (and being received a second time) while they are still held.
+The worker host no longer needs it: :mod:`durable_azstorage.worker.in_flight` renews every
+control message the worker holds (buffered or running, in-process or remote runtime, issue 14).
+Kept for callers that hold messages outside a worker (tools, tests).
 """
 
 from __future__ import annotations
