@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -79,6 +80,9 @@ class TriggerHost:
         starters = {"timertrigger": self._start_timer, "queuetrigger": self._start_queue,
                     "blobtrigger": self._start_blob}
         for function in self.index.triggers:
+            if _truthy(os.environ.get(f"AzureWebJobs.{function.name}.Disabled", "")):
+                log.info("functions.function_disabled", extra={"function_name": function.name})
+                continue
             try:
                 await starters[function.trigger.type](function)
             except (ValueError, AzureError, OSError) as exc:  # one function down, the others run

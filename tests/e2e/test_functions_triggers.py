@@ -241,6 +241,14 @@ async def test_the_timer_fires_on_one_host_at_a_time(storage_account: StorageAcc
             await first_host.__aexit__(None, None, None)
 
 
+async def test_a_disabled_trigger_does_not_listen(storage_account: StorageAccount,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AzureWebJobs.inventory_timer.Disabled", "true")  # the app setting the host reads
+    async with running(storage_account, "tx" + uuid.uuid4().hex[:12]) as host:
+        assert host.triggers is not None
+        assert "inventory_timer" not in host.triggers.singletons and "order_intake" in host.triggers.listeners
+
+
 # --------------------------------------------------------------------------------- blob receipts
 async def test_a_blob_fires_once_across_restarts_and_again_when_overwritten(storage_account: StorageAccount) -> None:
     name = f"once-{uuid.uuid4().hex[:8]}"
