@@ -147,6 +147,9 @@ def _describe(host: Any) -> None:
         binding = trigger.trigger
         detail = binding.get("schedule") or binding.get("queueName") or binding.get("path") or ""
         click.echo(f"  {trigger.name}: {binding.raw.get('type', binding.type)} {detail}", err=True)
+    for problem in index.problems:
+        if "is not listening" in problem:  # found while starting the trigger listeners
+            click.echo(f"warning: {problem}", err=True)
     click.echo(f"Management API: {host.base_url}/runtime/webhooks/durabletask", err=True)
     click.echo(f"Dashboard: {host.base_url}/dashboard/", err=True)
 
