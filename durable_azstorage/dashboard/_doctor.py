@@ -35,7 +35,7 @@ class DoctorHealthCheck:
         self._client = client
         self.interval = interval
         self.report: DoctorReport | None = None
-        self._options = DoctorOptions(full_scan=False, horizon=timedelta(minutes=15))
+        self._options = DoctorOptions(full_scan=False, horizon=timedelta(minutes=15), max_history_reads=200)
 
     async def __call__(self, client: TaskHubClient) -> list[HealthFinding]:
         if self.report is None:

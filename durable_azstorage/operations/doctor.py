@@ -46,7 +46,7 @@ async def diagnose(
     opts = options or DoctorOptions()
     hub = await TaskHubStorage.discover(account, task_hub)
     async with hub:
-        snapshot = await scan_hub(hub, progress=progress, full=opts.full_scan)
+        snapshot = await scan_hub(hub, progress=progress, options=opts)
         findings = analyse(snapshot, opts)
         repairs = []
         if repair:
@@ -54,7 +54,7 @@ async def diagnose(
             repairs = await apply_repairs(hub, snapshot, findings)
             if any(r.outcome.value == "fixed" for r in repairs):
                 progress("re-scanning after repairs")
-                snapshot = await scan_hub(hub, progress=progress, full=opts.full_scan)
+                snapshot = await scan_hub(hub, progress=progress, options=opts)
                 findings = analyse(snapshot, opts)
     report = DoctorReport(
         task_hub=task_hub,
@@ -71,7 +71,7 @@ async def diagnose(
         },
         findings=findings,
         repairs=repairs,
-        limits=list(LIMITS) + ([] if opts.full_scan else [QUICK_LIMIT]),
+        limits=[*LIMITS, *([] if opts.full_scan else [QUICK_LIMIT]), *snapshot.notes],
     )
     log.info("doctor.finished", extra={"task_hub": task_hub, "problems": len(report.problems)})
     return report

@@ -235,34 +235,26 @@ def instance_status(s: HubSnapshot, o: DoctorOptions) -> list[Finding]:
 
 
 def _classify(s: HubSnapshot, o: DoctorOptions, row: InstanceFact) -> str | None:
+    """Only rows untouched for ``horizon``: a live worker may be between a history and a row write."""
+    if not row.untouched_for(s.now, o.horizon) or row.instance_id in s.history_unread:
+        return None
     history = s.histories.get(row.instance_id)
-    quiet = _quiet_since(row, s.now, o.horizon)
     if row.status not in _LIVE:
         same = history is not None and history.execution_id == row.execution_id
-        if same and history is not None and history.status in _LIVE and history.event_count and quiet:
+        if same and history is not None and history.status in _LIVE and history.event_count:
             return "terminal"
         return None
-    if history is None or history.event_count == 0:
+    if history is None or history.event_count == 0 or history.execution_id != row.execution_id:
         if row.status is OrchestrationStatus.Pending:
-            return "pending" if quiet and not _start_peeked(s, row) else None
-        return "nohistory"
-    if history.execution_id != row.execution_id:
-        if row.status is OrchestrationStatus.Pending:
-            return "pending" if quiet and not _start_peeked(s, row) else None
-        return "execution" if quiet else None
+            return None if _start_peeked(s, row) else "pending"
+        return "nohistory" if history is None or history.event_count == 0 else "execution"
     if history.status.is_terminal or history.status is OrchestrationStatus.ContinuedAsNew:
         return "stale"
-    if history.status != row.status and quiet:
+    if history.status != row.status:
         return "behind"
     if row.status is OrchestrationStatus.Running and _idle(row, s.now, o.idle_running):
         return "idle"
     return None
-
-
-def _quiet_since(row: InstanceFact, now: datetime, horizon: timedelta) -> bool:
-    """Untouched for ``horizon``, counting a scheduled start as a touch."""
-    stamps = [t for t in (row.created_time, row.last_updated_time, row.scheduled_start_time) if t is not None]
-    return not stamps or max(stamps) + horizon < now
 
 
 def _idle(row: InstanceFact, now: datetime, limit: timedelta) -> bool:

@@ -31,6 +31,7 @@ from ..storage import TaskHubStorage
 from .hub_snapshot import (
     BlobFact,
     BlobLeaseFact,
+    DoctorOptions,
     HistoryFact,
     HubSnapshot,
     InstanceFact,
@@ -46,7 +47,7 @@ PEEK_MAX = 32
 HISTORY_READS_IN_PARALLEL = 8
 LIMITS = [
     f"queues: only the first {PEEK_MAX} visible messages of each queue are peeked",
-    "histories are read for Running, Pending and Suspended instances only",
+    "histories are read for Running, Pending and Suspended instances untouched for --horizon only",
 ]
 _INSTANCE_SELECT = [
     "PartitionKey", "RuntimeStatus", "ExecutionId", "CreatedTime", "LastUpdatedTime",
@@ -69,11 +70,16 @@ def _none(_: str) -> None:
     return None
 
 
-async def scan_hub(hub: TaskHubStorage, *, progress: Progress = _none, full: bool = True) -> HubSnapshot:
+async def scan_hub(
+    hub: TaskHubStorage, *, progress: Progress = _none, options: DoctorOptions | None = None
+) -> HubSnapshot:
     """Read everything the rules look at; :class:`TaskHubNotFoundError` when nothing of the hub exists.
 
-    ``full=False`` reads only live Instances rows and entities (see ``DoctorOptions.full_scan``).
+    ``options.full_scan=False`` reads only live Instances rows and entities; histories are read only
+    for live rows untouched for ``options.horizon`` (the only ones the rules judge).
     """
+    opts = options or DoctorOptions()
+    full = opts.full_scan
     names = hub.names
     snapshot = HubSnapshot(task_hub=names.task_hub, now=utc_now(), partition_count=None)
     progress("tables and queues")
@@ -85,7 +91,7 @@ async def scan_hub(hub: TaskHubStorage, *, progress: Progress = _none, full: boo
         if not full:
             await _read_lock_holders(hub, snapshot)
     if snapshot.tables.get(names.history_table):
-        await _scan_histories(hub, snapshot, progress, sentinels=full)
+        await _scan_histories(hub, snapshot, progress, opts)
     progress("quarantined messages")
     snapshot.poison = [
         PoisonFact(r.queue_name, r.message_id, r.instance_id, r.event_type, r.reason, r.dequeue_count,
@@ -252,13 +258,22 @@ def _dt(value: object) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-async def _scan_histories(hub: TaskHubStorage, s: HubSnapshot, progress: Progress, *, sentinels: bool) -> None:
+async def _scan_histories(hub: TaskHubStorage, s: HubSnapshot, progress: Progress, opts: DoctorOptions) -> None:
     table = hub.table_service.get_table_client(hub.names.history_table)
     async with table:
-        if sentinels:
+        if opts.full_scan:
             rows = table.query_entities(f"RowKey eq '{SENTINEL_ROW_KEY}'", select=["PartitionKey"])
             s.history_ids = {unescape_partition_key(str(e["PartitionKey"])) async for e in rows}
-        live = [i for i in s.instances.values() if i.status in _LIVE and not i.is_entity]
+        quiet = sorted(
+            (i for i in s.instances.values()
+             if i.status in _LIVE and not i.is_entity and i.untouched_for(s.now, opts.horizon)),
+            key=lambda i: i.last_updated_time or s.now,
+        )
+        cap = len(quiet) if opts.max_history_reads is None else opts.max_history_reads
+        live, skipped = quiet[:cap], quiet[cap:]
+        s.history_unread = {i.instance_id for i in skipped}
+        if skipped:
+            s.notes.append(f"{len(skipped)} live instances not checked (history reads capped at {cap})")
         gate = asyncio.Semaphore(HISTORY_READS_IN_PARALLEL)
         done = 0
 

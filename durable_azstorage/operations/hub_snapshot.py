@@ -37,6 +37,8 @@ class DoctorOptions:
     """A large-message blob of an instance with no row and no history is garbage after this long."""
     idle_running: timedelta = timedelta(days=30)
     """Running instances untouched for this long are listed (info): often forgotten waits."""
+    max_history_reads: int | None = None
+    """Read at most this many histories (oldest quiet instances first); None: all of them."""
     full_scan: bool = True
     """False: read only live Instances rows and entities (no History sentinel scan, no blob listing),
     for a periodic check of a big hub; history-without-row and orphaned blobs are then not looked for."""
@@ -59,6 +61,11 @@ class InstanceFact:
     @property
     def is_entity(self) -> bool:
         return self.instance_id.startswith("@")
+
+    def untouched_for(self, now: datetime, horizon: timedelta) -> bool:
+        """Created, updated and (if scheduled) due more than ``horizon`` ago."""
+        stamps = [t for t in (self.created_time, self.last_updated_time, self.scheduled_start_time) if t is not None]
+        return not stamps or max(stamps) + horizon < now
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,9 @@ class HubSnapshot:
     instances: dict[str, InstanceFact] = field(default_factory=dict)
     histories: dict[str, HistoryFact] = field(default_factory=dict)
     history_ids: set[str] = field(default_factory=set)
+    history_unread: set[str] = field(default_factory=set)
+    """Live instances whose history was not read (over ``max_history_reads``): no verdict on them."""
+    notes: list[str] = field(default_factory=list)
     poison: list[PoisonFact] = field(default_factory=list)
     blobs: list[BlobFact] = field(default_factory=list)
 

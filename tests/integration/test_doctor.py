@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -148,6 +149,9 @@ async def test_doctor_finds_and_repairs_a_broken_hub(storage_account: StorageAcc
         assert report.finding("messages.undecodable").items[0]["dequeueCount"] == 6  # type: ignore[union-attr]
         assert not report.healthy
         json.dumps(await health_findings(storage_account, task_hub_name))  # JSON-ready as it is
+        capped = await diagnose(storage_account, task_hub_name, options=replace(NOW, max_history_reads=0))
+        assert _ids(capped, "status.terminal-history-live-row") == [] and capped.scanned["histories"] == 0
+        assert any("not checked (history reads capped at 0)" in note for note in capped.limits)
 
         repaired = await diagnose(storage_account, task_hub_name, repair=True, options=NOW)
         outcomes = {(r.repair, r.target): r.outcome for r in repaired.repairs}
