@@ -5,6 +5,8 @@ would to a sidecar in another process."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,3 +85,83 @@ def sdk_worker(address: str, register: Any, **kwargs: Any) -> Iterator[Any]:
         yield worker
     finally:
         worker.stop()
+
+
+HOSTING_MODES = ("in-process", "sidecar")
+
+
+def _sync_activity(fn: Any) -> Any:
+    """durabletask 1.12's gRPC worker calls activities in its thread pool and does not await an
+    ``async def`` one (it would try to serialise the coroutine); our in-process runtime awaits
+    them. Through the sidecar the test runs the same coroutine to completion in that thread."""
+
+    @functools.wraps(fn)
+    def run(ctx: Any, value: Any) -> Any:
+        return asyncio.run(fn(ctx, value))
+
+    return run
+
+
+class HostedWorker:
+    """Registers durabletask functions and runs them in-process, or through the sidecar with the
+    SDK's own ``TaskHubGrpcWorker`` (same event loop; the SDK worker uses its own threads).
+
+    ``async with HostedWorker(...) as worker`` yields the :class:`Worker` host either way, so
+    tests that look at partitions or storage work unchanged in both modes.
+    """
+
+    def __init__(self, account: StorageAccount, settings: WorkerSettings, mode: str) -> None:
+        self.account, self.settings, self.mode = account, settings, mode
+        self._registrations: list[tuple[str, Any, str | None]] = []
+        self._sidecar: Sidecar | None = None
+        self._sdk: Any = None
+        self._worker: Any = None
+
+    def add_orchestrator(self, fn: Any) -> None:
+        self._registrations.append(("add_orchestrator", fn, None))
+
+    def add_activity(self, fn: Any) -> None:
+        self._registrations.append(("add_activity", fn, None))
+
+    def add_entity(self, fn: Any, name: str | None = None) -> None:
+        self._registrations.append(("add_entity", fn, name))
+
+    def _apply(self, target: Any) -> None:
+        sdk = self.mode != "in-process"
+        for method, fn, name in self._registrations:
+            if sdk and method == "add_activity" and inspect.iscoroutinefunction(fn):
+                fn = _sync_activity(fn)
+            if name is None:
+                getattr(target, method)(fn)
+            else:
+                getattr(target, method)(fn, name)
+
+    async def __aenter__(self) -> Any:
+        if self.mode == "in-process":
+            from durable_azstorage.worker import Worker
+
+            self._worker = Worker(self.account, self.settings)
+            self._apply(self._worker)
+            await self._worker.start()
+            return self._worker
+        from durabletask.worker import TaskHubGrpcWorker
+
+        sidecar = self._sidecar = Sidecar(self.account, self.settings, port=0)
+        await sidecar.start()
+        self._sdk = TaskHubGrpcWorker(host_address=f"localhost:{sidecar.port}")
+        self._apply(self._sdk)
+        self._sdk.start()
+        deadline = asyncio.get_running_loop().time() + 30
+        while sidecar.broker.worker_count == 0:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the SDK worker did not connect to the sidecar within 30 s")
+            await asyncio.sleep(0.05)
+        return sidecar.worker
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._sdk is not None:
+            await asyncio.to_thread(self._sdk.stop)
+        if self._sidecar is not None:
+            await self._sidecar.stop()
+        if self._worker is not None:
+            await self._worker.stop()

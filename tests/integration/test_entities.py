@@ -18,6 +18,7 @@ from durable_azstorage.model.entities import EntityId
 from durable_azstorage.settings import WorkerSettings
 from durable_azstorage.worker import Worker
 from tests.helpers import eventually
+from tests.sidecar_support import HOSTING_MODES, HostedWorker
 
 # --------------------------------------------------------------------------- user code
 
@@ -118,23 +119,23 @@ def signal_once(ctx: task.OrchestrationContext, key: str) -> None:
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture
+@pytest.fixture(params=HOSTING_MODES)
 async def worker_and_client(
-    storage_account: StorageAccount, task_hub_name: str
+    storage_account: StorageAccount, task_hub_name: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[Worker, TaskHubClient]]:
     settings = WorkerSettings(
         task_hub_name=task_hub_name,
         max_queue_polling_interval=timedelta(seconds=1),
         lease_acquire_interval=timedelta(seconds=2),
     )
-    worker = Worker(storage_account, settings)
+    host = HostedWorker(storage_account, settings, request.param)  # in-process, or the SDK via the sidecar
     for fn in (caller, transfer, signal_once, lock_then_fail, signal_later):
-        worker.add_orchestrator(fn)
-    worker.add_entity(Counter)
-    worker.add_entity(account)
-    worker.add_entity(Blob)
-    worker.add_entity(relay)
-    async with worker:
+        host.add_orchestrator(fn)
+    host.add_entity(Counter)
+    host.add_entity(account)
+    host.add_entity(Blob)
+    host.add_entity(relay)
+    async with host as worker:
         await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
         client = await TaskHubClient.open(storage_account, task_hub_name)
         async with client:

@@ -16,6 +16,7 @@ from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.settings import WorkerSettings
 from durable_azstorage.worker import Worker
 from tests.helpers import eventually
+from tests.sidecar_support import HOSTING_MODES, HostedWorker
 
 
 def say_hello(ctx: task.ActivityContext, name: str) -> str:
@@ -72,21 +73,21 @@ def failing(ctx: task.OrchestrationContext, _: Any) -> Generator[task.Task[Any],
     yield ctx.call_activity(fail, input="boom")
 
 
-@pytest.fixture
+@pytest.fixture(params=HOSTING_MODES)
 async def worker_and_client(
-    storage_account: StorageAccount, task_hub_name: str
+    storage_account: StorageAccount, task_hub_name: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[Worker, TaskHubClient]]:
     settings = WorkerSettings(
         task_hub_name=task_hub_name,
         max_queue_polling_interval=timedelta(seconds=1),
         lease_acquire_interval=timedelta(seconds=2),
     )
-    worker = Worker(storage_account, settings)
+    host = HostedWorker(storage_account, settings, request.param)  # in-process, or the SDK via the sidecar
     for fn in (chain, fan_out, parent, approval, short_timer, counter, failing):
-        worker.add_orchestrator(fn)
+        host.add_orchestrator(fn)
     for activity in (say_hello, double, fail):
-        worker.add_activity(activity)
-    async with worker:
+        host.add_activity(activity)
+    async with host as worker:
         await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
         client = await TaskHubClient.open(storage_account, task_hub_name)
         async with client:
