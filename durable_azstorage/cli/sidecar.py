@@ -25,7 +25,8 @@ __all__ = ["sidecar"]
 @click.option(
     "--connection", envvar="AzureWebJobsStorage", help="Storage connection string (default: AzureWebJobsStorage)."
 )
-@click.option("--task-hub-name", envvar="DURABLE_TASK_HUB", default="default", show_default=True)
+@click.option("--task-hub-name", envvar="DURABLE_TASK_HUB", default="DefaultTaskHub", show_default=True,
+              help="The same default as `worker`, so both serve one hub side by side.")
 @click.option("--partition-count", type=click.IntRange(1, 16), default=4, show_default=True)
 @click.option("--worker-id", help="Identity in the Partitions table (default: host:pid).")
 @click.option("--max-polling-interval", type=float, default=30.0, show_default=True, help="Seconds.")
