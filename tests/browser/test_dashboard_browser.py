@@ -89,6 +89,11 @@ async def test_filter_sort_open_instance_and_follow_timeline_links(hub: Populate
     await page.locator('th[data-column="instanceId"]').click()
     await page.locator('th[data-column="instanceId"]').click()  # second click: descending
     await expect(table_rows.first).to_have_attribute("data-instance-id", "seq-2")
+    await page.locator('th[data-column="duration"]').click()
+    await page.locator('th[data-column="duration"]').click()
+    durations = [int(d) for d in await page.locator("td[data-duration]").evaluate_all(
+        "cells => cells.map(c => c.dataset.duration)")]
+    assert len(durations) == 9 and durations == sorted(durations, reverse=True)
 
     await page.locator('label.chip:has-text("Completed") input').check()
     await page.fill("input[name=namePrefix]", "parent")

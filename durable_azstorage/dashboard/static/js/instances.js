@@ -3,7 +3,7 @@
 
 import { get, post } from "./api.js";
 import { navigate } from "./app.js";
-import { confirmDialog, fmtTime, h, isoFromLocal, link, localFromIso, statusBadge, toast } from "./util.js";
+import { confirmDialog, fmtDuration, fmtTime, h, isoFromLocal, link, localFromIso, statusBadge, toast } from "./util.js";
 
 const STATUSES = ["Running", "Pending", "Completed", "Failed", "Terminated", "Suspended", "ContinuedAsNew", "Canceled"];
 const FILTERS = ["status", "namePrefix", "instanceIdPrefix", "createdFrom", "createdTo", "updatedFrom", "updatedTo", "top", "includeEntities"];
@@ -13,8 +13,18 @@ const COLUMNS = [
   ["runtimeStatus", "Status"],
   ["createdTime", "Created"],
   ["lastUpdatedTime", "Last updated"],
+  ["duration", "Duration"],
   ["customStatus", "Custom status"],
 ];
+const ACTIVE = new Set(["Running", "Pending", "Suspended", "ContinuedAsNew"]);
+
+// From creation to completion (to now while it runs); null when the row has no creation time.
+function durationMs(r) {
+  const start = Date.parse(r.createdTime);
+  if (Number.isNaN(start)) return null;
+  const end = r.completedTime ? Date.parse(r.completedTime) : ACTIVE.has(r.runtimeStatus) ? Date.now() : Date.parse(r.lastUpdatedTime);
+  return Number.isNaN(end) ? null : Math.max(0, end - start);
+}
 
 export async function renderInstances(main, _args, params) {
   const state = {
@@ -63,6 +73,7 @@ export async function renderInstances(main, _args, params) {
   function sorted() {
     if (!state.sort) return state.rows;
     const factor = state.dir === "desc" ? -1 : 1;
+    if (state.sort === "duration") return [...state.rows].sort((a, b) => factor * ((durationMs(a) ?? -1) - (durationMs(b) ?? -1)));
     return [...state.rows].sort((a, b) => factor * String(a[state.sort] ?? "").localeCompare(String(b[state.sort] ?? "")));
   }
 
@@ -104,10 +115,11 @@ export async function renderInstances(main, _args, params) {
         h("td", {}, statusBadge(r.runtimeStatus)),
         h("td", { title: r.createdTime }, fmtTime(r.createdTime)),
         h("td", { title: r.lastUpdatedTime }, fmtTime(r.lastUpdatedTime)),
+        h("td", { class: "nowrap", "data-duration": durationMs(r) ?? "" }, fmtDuration(durationMs(r))),
         h("td", { class: "preview" }, r.customStatus ?? ""),
       ));
     table.replaceChildren(h("thead", {}, head),
-      h("tbody", {}, body.length ? body : h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No instances match."))));
+      h("tbody", {}, body.length ? body : h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No instances match."))));
     pager.replaceChildren(
       h("button", { type: "button", class: "secondary", disabled: state.page === 0, onclick: () => go(0) }, "First"),
       h("button", { type: "button", class: "secondary", disabled: state.page === 0, onclick: () => go(state.page - 1) }, "Previous"),
