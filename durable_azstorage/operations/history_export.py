@@ -14,9 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
+
 from ..codec.queue_codec import history_event_from_tree, history_event_to_tree
 from ..connection import StorageAccount
-from ..errors import InstanceNotFoundError, MessageDecodeError
+from ..errors import InstanceNotFoundError, MessageDecodeError, TaskHubNotFoundError
 from ..model import ExecutionStartedEvent, HistoryEvent, utc_now
 from ..storage import TaskHubStorage
 
@@ -70,7 +72,10 @@ async def export_history(account: StorageAccount, task_hub: str, instance_id: st
     """Read one instance's current execution (read only) as a history document."""
     async with await TaskHubStorage.discover(account, task_hub) as hub:
         record = await hub.instances.get(instance_id, fetch_input=False, fetch_output=False)
-        load = await hub.history.load(instance_id)
+        try:
+            load = await hub.history.load(instance_id)
+        except ResourceNotFoundError as exc:
+            raise TaskHubNotFoundError(f"no task hub {task_hub!r} in this account; check --task-hub-name") from exc
     if record is None and not load.events:
         raise InstanceNotFoundError(f"no instance {instance_id!r} in task hub {task_hub!r}")
     status = record.state.runtime_status if record is not None else None

@@ -20,15 +20,18 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
+
 from .. import model as m
 from ..connection import StorageAccount
-from ..errors import InstanceNotFoundError
+from ..errors import InstanceNotFoundError, TaskHubNotFoundError
 from ..runtimes import durabletask as dt_runtime
 from ..runtimes.base import Registry
 from ..runtimes.functions import _call
 from ..runtimes.functions_actions import NonDeterminismError, translate_actions
 from ..runtimes.functions_context import context_json
 from ..storage import TaskHubStorage
+from ..storage.history_store import HistoryLoad
 
 __all__ = [
     "DurableTaskReplayer",
@@ -251,16 +254,26 @@ async def replay_instances(
     """Replay the named instances, or every orchestration (not entity) in ``statuses``; reads only."""
     verdicts: list[ReplayVerdict] = []
     async with await TaskHubStorage.discover(account, task_hub) as hub:
-        ids = list(instance_ids) or [
-            state.instance_id
-            async for state in hub.instances.query_all(m.InstanceQuery.of(
-                runtime_status=statuses, exclude_entities=True, fetch_input=False, fetch_output=False
-            ))
-        ]
+        try:
+            ids = list(instance_ids) or [
+                state.instance_id
+                async for state in hub.instances.query_all(m.InstanceQuery.of(
+                    runtime_status=statuses, exclude_entities=True, fetch_input=False, fetch_output=False
+                ))
+            ]
+        except ResourceNotFoundError as exc:
+            raise TaskHubNotFoundError(f"no task hub {task_hub!r} in this account; check --task-hub-name") from exc
         for n, instance_id in enumerate(ids, 1):
             progress(f"{n}/{len(ids)} {instance_id}")
-            load = await hub.history.load(instance_id)
+            load = await _load_history(hub, task_hub, instance_id)
             if not load.events and instance_ids and await hub.instances.get(instance_id) is None:
                 raise InstanceNotFoundError(f"no instance {instance_id!r} in task hub {task_hub!r}")
             verdicts.append(replayer.check(instance_id, load.events))
     return verdicts
+
+
+async def _load_history(hub: TaskHubStorage, task_hub: str, instance_id: str) -> HistoryLoad:
+    try:
+        return await hub.history.load(instance_id)
+    except ResourceNotFoundError as exc:
+        raise TaskHubNotFoundError(f"no task hub {task_hub!r} in this account; check --task-hub-name") from exc

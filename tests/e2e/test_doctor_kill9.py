@@ -136,3 +136,18 @@ def test_doctor_bad_input_is_one_line(storage_connection_string: str) -> None:
     assert bad_name.returncode == 2 and len(bad_name.stderr.strip().splitlines()) == 1, bad_name.stderr
     bad_option = run("--task-hub-name", "x", "--horizon", "-1")
     assert bad_option.returncode == 2 and "--horizon" in bad_option.stderr
+
+
+def test_replay_check_and_export_on_a_missing_hub_are_one_line(storage_connection_string: str) -> None:
+    for verb, extra in (("replay-check", ["--app", "tests.integration.replay_apps:v1"]),
+                        ("export-history", ["--id", "x"])):
+        proc = subprocess.run(
+            [sys.executable, "-m", "durable_azstorage.cli", verb, "--connection", storage_connection_string,
+             "--task-hub-name", "nosuchhub43", *extra],
+            capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert proc.returncode == 2, (verb, proc.stderr)
+        assert proc.stderr.strip().splitlines() == [
+            "error: no task hub 'nosuchhub43' in this account; check --task-hub-name"
+        ], verb

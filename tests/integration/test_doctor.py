@@ -137,7 +137,9 @@ async def test_doctor_finds_and_repairs_a_broken_hub(storage_account: StorageAcc
         assert quick.scanned["instances"] < healthy.scanned["instances"]
 
         await _break_the_hub(storage_account, task_hub_name, client)
-        report = await diagnose(storage_account, task_hub_name, options=NOW)
+        steps: list[str] = []
+        report = await diagnose(storage_account, task_hub_name, options=NOW, progress=steps.append)
+        assert steps[:2] == ["tables and queues", "partition leases"] and "large-message blobs" in steps
         assert _ids(report, "status.terminal-history-live-row") == ["stale"]
         assert _ids(report, "status.history-without-row") == ["rowless"]
         assert _ids(report, "status.pending-start-missing") == ["lost-start"]
