@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import signal
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -63,8 +62,6 @@ def sidecar(
     health_host: str,
 ) -> None:
     """Serve the Durable Task gRPC protocol (TaskHubSidecarService) on this task hub."""
-    # gRPC's C core logs a taken port itself; our own one-line error says what to do.
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     from ..connection import StorageAccount
     from ..settings import WorkerSettings
     from ..sidecar.server import Sidecar, TlsFiles

@@ -7,8 +7,10 @@ share one hub the way workers do, next to in-process Python workers and .NET hos
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
+import socket
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -59,6 +61,25 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether binding ``host:port`` fails with "address in use" on any address it resolves to."""
+    if port == 0:
+        return False
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False  # let gRPC report what it makes of the name
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+    return False
 
 
 def client_servicer(account: StorageAccount, task_hub: str, client: TaskHubClient | None = None) -> SidecarServicer:
@@ -171,6 +192,8 @@ class Sidecar:
         server = grpc.aio.server(options=_GRPC_OPTIONS, interceptors=interceptors)
         add_to_server(servicer, server)
         bind = f"{self.host}:{self.port}"
+        if port_in_use(self.host, self.port):  # before gRPC, whose C core would log its own error
+            raise ConfigurationError(f"cannot listen on {bind}: the port is in use (choose another with --port)")
         try:
             if self._tls is not None:
                 credentials = grpc.ssl_server_credentials([(self._tls.private_key, self._tls.certificate_chain)])
