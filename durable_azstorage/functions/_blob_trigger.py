@@ -89,6 +89,7 @@ class BlobListener:
         self._done: set[tuple[str, str]] = set()
         self._attempts: dict[tuple[str, str], int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[bool]] = set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"blob {self.name}")
@@ -96,11 +97,14 @@ class BlobListener:
                                                            "container": self.pattern.container})
 
     async def stop(self) -> None:
+        """Stop scanning; the blob being processed finishes first (the host drains on stop too)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -121,7 +125,11 @@ class BlobListener:
             key = (blob.name, str(blob.etag))
             if groups is None or key in self._done:
                 continue
-            if await self._process(blob, groups):
+            # Shielded: a stopping host lets the blob finish and its receipt complete (else it fires again).
+            task = asyncio.create_task(self._process(blob, groups))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            if await asyncio.shield(task):
                 fired += 1
         return fired
 
