@@ -5,7 +5,8 @@
 Starts a private in-memory Azurite, writes N Instances rows in the DTAS layout (the rows a
 client start writes, with statuses and names spread over the hub; no worker runs, so this
 measures the dashboard's reads, not orchestration throughput), serves the dashboard in-process
-and times each route (median of ``--repeat`` calls, with the storage transactions each one made).
+and times each route (median of ``--repeat`` calls, with the storage transactions each one made),
+then each page in Debian's Chromium (navigation until its data is on screen).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import time
 import uuid
@@ -24,11 +26,12 @@ from aiohttp import web
 
 from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.azurite import Azurite
+from durable_azstorage.codec import instance_codec
 from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.dashboard import counted_account, create_dashboard_app
 from durable_azstorage.model import ExecutionStartedEvent, OrchestrationInstance
-from durable_azstorage.storage import TaskHubResources, instance_codec
+from durable_azstorage.storage import TaskHubResources
 
 STATUSES = ["Completed"] * 80 + ["Running"] * 15 + ["Failed"] * 4 + ["Terminated"]
 NAMES = ["order_flow", "payment_flow", "shipping_flow", "hello_sequence"]
@@ -96,7 +99,42 @@ async def measure(account: StorageAccount, hub: str, repeat: int) -> list[dict[s
                         rows = len(body["instances"])
                 out.append({"route": label, "median_ms": round(statistics.median(times), 1),
                             "max_ms": round(max(times), 1), "transactions": statistics.median(txs), "rows": rows})
+        out.extend(await measure_pages(f"http://127.0.0.1:{runner.addresses[0][1]}/dashboard", repeat))
         await runner.cleanup()
+    return out
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+async def measure_pages(base: str, repeat: int) -> list[dict[str, Any]]:
+    """Time from navigation to the page's data on screen, in Debian's Chromium (if installed)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return [{"route": "pages", "skipped": "no chromium on PATH"}]
+    from playwright.async_api import async_playwright
+
+    pages = {
+        "page: instances (first 50 rows on screen)": ("/instances", "#instances-table tbody tr[data-instance-id]"),
+        "page: instances, status=Failed": ("/instances?status=Failed", "#instances-table tbody tr[data-instance-id]"),
+        "page: one instance": ("/instances/inst-04242", "#instance-id"),
+        "page: overview (partitions on screen)": ("/overview", "#partitions tbody tr"),
+    }
+    out = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = await browser.new_page()
+        for label, (path, selector) in pages.items():
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                await page.goto(base + path)
+                await page.wait_for_selector(selector)
+                times.append((time.perf_counter() - t0) * 1000)
+            median, worst = round(statistics.median(times), 1), round(max(times), 1)
+            out.append({"route": label, "median_ms": median, "max_ms": worst})
+        await browser.close()
     return out
 
 

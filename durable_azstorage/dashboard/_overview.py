@@ -36,9 +36,10 @@ class HealthFinding:
     level: str
     title: str
     detail: str = ""
+    link: str = ""  # where to look: a dashboard URL or an ``#anchor`` of the overview
 
     def to_json(self) -> dict[str, str]:
-        return {"level": self.level, "title": self.title, "detail": self.detail}
+        return {"level": self.level, "title": self.title, "detail": self.detail, "link": self.link}
 
 
 HealthCheck = Callable[[TaskHubClient], Awaitable[list[HealthFinding]]]
@@ -217,13 +218,14 @@ def builtin_findings(parts: list[dict[str, Any]], poison: int, work_items: dict[
         findings.append(HealthFinding("warning", "No worker owns a partition", "Start a worker (or `run`)."))
     expired = [p["partition"] for p in parts if p["owner"] and p["leaseExpired"]]
     if expired:
-        findings.append(HealthFinding("warning", "Expired partition leases", ", ".join(expired)))
+        findings.append(HealthFinding("warning", "Expired partition leases", ", ".join(expired), link="#partitions"))
     if poison:
-        findings.append(HealthFinding("warning", f"{poison} quarantined message(s)", "See Poison messages below."))
+        findings.append(HealthFinding("warning", f"{poison} quarantined message(s)", "requeue or drop them below",
+                                      link="#poison"))
     stuck = [q for q in [*parts, work_items] if (q.get("oldestAgeSeconds") or 0) > 300]
     if stuck:
         names = ", ".join(str(q.get("partition") or q.get("queue")) for q in stuck)
-        findings.append(HealthFinding("warning", "Messages waiting over 5 minutes", names))
+        findings.append(HealthFinding("warning", "Messages waiting over 5 minutes", names, link="#partitions"))
     return findings or [HealthFinding("ok", "No problems seen")]
 
 

@@ -74,6 +74,9 @@ async def test_overview_shows_partitions_counts_and_poison(hub: PopulatedHub, pa
     await expect(page.locator("#work-items")).to_contain_text("-workitems")
     await expect(page.locator("#poison tbody tr")).to_have_count(1)
     await expect(page.locator("#health")).to_contain_text("1 quarantined message")
+    await page.locator("#health a", has_text="quarantined").click()  # the finding points at the table
+    await expect(page.locator("#poison")).to_be_in_viewport()
+    await expect(page.locator("#partitions tbody tr")).to_have_count(4)  # the view stayed (no re-render)
     await expect(page.locator("#transactions")).to_contain_text("transactions by this process")
     # A status card is a link to the filtered instances table.
     await page.locator('#status-counts a.card[data-status="Failed"]').click()
@@ -129,6 +132,10 @@ async def test_failed_instance_shows_failure_and_failed_bar(hub: PopulatedHub, p
     await expect(page.locator('.tl-row[data-kind="activity"] .tl-bar.bar-failed')).to_have_count(1)
     await expect(page.locator('button[data-action="rewind"]')).to_be_enabled()
     await expect(page.locator('button[data-action="terminate"]')).to_be_disabled()
+    await page.goto(f"{hub.url}/instances/no-such-instance")  # a stale link: one clear line, a way back
+    await expect(page.locator(".error-box")).to_have_text("no orchestration instance with id 'no-such-instance'")
+    await page.click("text=← all instances")
+    await expect(page.locator("#instances-table")).to_be_visible()
 
 
 async def test_raise_event_completes_the_instance(hub: PopulatedHub, page: Page) -> None:

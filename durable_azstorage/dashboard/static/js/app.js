@@ -19,6 +19,7 @@ const routes = [
 ];
 
 let cleanup = null;
+let shown = null; // path + query of the view on screen (a #fragment alone does not re-render)
 
 export function navigate(href, { replace = false } = {}) {
   if (replace) history.replaceState(null, "", href);
@@ -27,9 +28,11 @@ export function navigate(href, { replace = false } = {}) {
 }
 
 async function route() {
+  const url = new URL(window.location.href);
+  if (url.hash && shown === url.pathname + url.search) return; // an in-page anchor (#poison)
+  shown = url.pathname + url.search;
   if (cleanup) cleanup();
   cleanup = null;
-  const url = new URL(window.location.href);
   const path = url.pathname.startsWith(BASE) ? url.pathname.slice(BASE.length) : url.pathname;
   const main = document.getElementById("main");
   for (const [pattern, section, view] of routes) {

@@ -20,7 +20,9 @@ export async function renderOverview(main) {
     main.replaceChildren(
       h("h1", {}, "Overview ", h("span", { class: "muted small" }, `task hub ${d.taskHub} · counted ${fmtTime(d.countedAt)}${d.counting ? " · recounting…" : ""}`)),
       h("section", { class: "panel health", id: "health" }, h("h3", {}, "Health"),
-        h("ul", {}, d.health.map((f) => h("li", { class: `finding ${f.level}` }, h("b", {}, f.title), f.detail ? ` — ${f.detail}` : "")))),
+        h("ul", {}, d.health.map((f) => h("li", { class: `finding ${f.level}` },
+          f.link ? h("a", { href: f.link, "data-nav": f.link.startsWith("/") || undefined }, h("b", {}, f.title)) : h("b", {}, f.title),
+          f.detail ? ` — ${f.detail}` : "")))),
       h("div", { class: "cards", id: "status-counts" },
         h("div", { class: "card" }, h("div", { class: "num" }, total), h("div", {}, "orchestrations")),
         Object.entries(d.statusCounts).filter(([, n]) => n > 0).map(([status, n]) =>
