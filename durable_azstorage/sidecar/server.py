@@ -214,9 +214,16 @@ class Sidecar:
         log.info("sidecar.started", extra={"address": self.address, "task_hub": self.settings.task_hub_name})
 
     async def stop(self, grace: float = 2.0) -> None:
-        """Work no worker took yet goes back to storage; work in flight may finish; then close."""
-        self.broker.stop_waiting()
+        """Drain with the workers still connected, then close.
+
+        The host stops taking messages and hands its partitions over; work already leased may
+        still be done by connected workers until the drain timeout. With no worker connected,
+        waiting work is given back at once instead of waiting for the drain to time out.
+        """
+        if self.broker.worker_count == 0:
+            self.broker.stop_waiting()
         await self.worker.stop()
+        self.broker.stop_waiting()
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

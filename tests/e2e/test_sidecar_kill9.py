@@ -1,4 +1,5 @@
-"""Two sidecar *processes* on one task hub, one SIGKILLed mid-run: every instance completes once.
+"""Two sidecar *processes* on one task hub, one SIGKILLed mid-run: every instance completes once;
+one stopped with SIGTERM hands its partitions over in seconds and exits cleanly.
 
 Each sidecar is the real CLI (``python -m durable_azstorage.cli sidecar``) with its own
 durabletask SDK worker (unchanged, in this test process) connected to it. Ownership is read
@@ -187,3 +188,41 @@ async def _scenario(
     results = [json.loads(s.output) for s in outputs if s is not None and s.output]
     assert len(results) == INSTANCES and all(len(r) == 5 for r in results)
     assert {line.rsplit(" ", 1)[-1] for r in results for line in r} == {"s1", "s2"}  # both worked before the kill
+
+
+def test_sigterm_hands_partitions_over_and_loses_nothing(
+    two_sidecars: tuple[SidecarProcess, SidecarProcess], storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    leaving, staying = two_sidecars
+    sdk = dt_client.TaskHubGrpcClient(host_address=staying.address)
+    try:
+        asyncio.run(_graceful(leaving, staying, sdk, storage_account, task_hub_name))
+    finally:
+        sdk.close()
+
+
+async def _graceful(
+    leaving: SidecarProcess, staying: SidecarProcess, sdk: Any, account: StorageAccount, hub: str
+) -> None:
+    async def balanced() -> bool:
+        counts = await _owners(account, hub)
+        return counts.get("s1") == 2 and counts.get("s2") == 2
+
+    await eventually(balanced, timeout=90, interval=0.25, message="two sidecars own two partitions each")
+    ids = [sdk.schedule_new_orchestration("hello_sequence") for _ in range(20)]
+    leaving.proc.send_signal(signal.SIGTERM)
+    stopped_at = time.monotonic()
+
+    async def staying_owns_all() -> bool:
+        return (await _owners(account, hub)).get("s2") == 4
+
+    await eventually(staying_owns_all, timeout=60, interval=0.1, message="hand-over after SIGTERM")
+    handover = time.monotonic() - stopped_at
+    assert leaving.proc.wait(timeout=90) == 0  # a clean exit, nothing left holding a lease
+    async with await TaskHubClient.open(account, hub) as client:
+
+        async def all_done() -> bool:
+            return await _completed(client, ids) == len(ids)
+
+        await eventually(all_done, timeout=120, interval=0.5, message="all done after the hand-over")
+    print(f"\nsidecar SIGTERM: partitions handed over in {handover:.1f}s")
