@@ -8,7 +8,7 @@
 * **TimeSpan** (``hh:mm:ss``, ``d.hh:mm:ss``, ``hh:mm``, or a whole number of days): a constant
   interval from the last occurrence.
 * ``useMonitor`` defaults to true and is switched off, as in the host, for schedules that fire
-  more often than once a minute.
+  more often than once a minute (even when the app set it).
 * The status blob holds ``{"Last", "Next", "LastUpdated"}`` as Json.NET writes local
   ``DateTime`` values (``2026-11-30T10:45:00+00:00``, fraction trimmed); ``Last`` starts as
   ``0001-01-01T00:00:00+00:00``.

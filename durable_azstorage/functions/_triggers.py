@@ -125,7 +125,9 @@ class TriggerHost:
         trigger = function.trigger
         schedule = parse_schedule(resolve_settings(str(trigger.get("schedule"))))
         use_monitor = trigger.get("useMonitor")
-        monitor_on = schedule.monitor_by_default(_now()) if use_monitor is None else _truthy(use_monitor)
+        # As TimerSchedule.Create: the attribute's UseMonitor (default true) is switched off for
+        # schedules firing more than once a minute, whether or not the app set it.
+        monitor_on = (use_monitor is None or _truthy(use_monitor)) and schedule.monitor_by_default(_now())
         service = self._blob_service(None)  # AzureWebJobsStorage keeps the host's state
         timer_name = f"Host.Functions.{function.name}"
         monitor = ScheduleMonitor(service, self.host_id, timer_name) if monitor_on else None
