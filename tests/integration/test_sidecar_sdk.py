@@ -386,3 +386,21 @@ def _until(probe: Any, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout:.0f}s")
         time.sleep(0.1)
+
+
+def test_tags_and_id_reuse_policy(sidecar: SidecarThread, client: dt_client.TaskHubGrpcClient) -> None:
+    from durable_azstorage.sidecar._proto import pb, pb_grpc
+
+    state = run(client, chain, tags={"team": "blue"})
+    with grpc.insecure_channel(sidecar.address) as channel:
+        stub = pb_grpc.TaskHubSidecarServiceStub(channel)
+        raw = stub.GetInstance(pb.GetInstanceRequest(instanceId=state.instance_id))
+    assert dict(raw.orchestrationState.tags) == {"team": "blue"}
+    # A finished id may be reused by default (DTAS); a reuse policy that lists only FAILED refuses it.
+    refuse = pb.OrchestrationIdReusePolicy(replaceableStatus=[pb.ORCHESTRATION_STATUS_FAILED])
+    with pytest.raises(grpc.RpcError) as info:
+        client.schedule_new_orchestration(chain, instance_id=state.instance_id, reuse_id_policy=refuse)
+    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    again = client.schedule_new_orchestration(chain, instance_id=state.instance_id)
+    done = client.wait_for_orchestration_completion(again, timeout=60)
+    assert done is not None and done.runtime_status == COMPLETED
