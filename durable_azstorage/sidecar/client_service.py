@@ -9,10 +9,13 @@ gRPC status codes with a one-line message (see :mod:`.errors`).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
+
+import grpc
 
 from ..aio import TaskHubClient
 from ..codec.names import TaskHubNames
@@ -124,8 +127,6 @@ class ClientService:
         No deadline means wait as long as the caller stays connected; a deadline ends with
         ``DEADLINE_EXCEEDED`` (the SDKs turn that into their timeout error).
         """
-        import grpc
-
         client = await self._client(context)
         payloads = bool(request.getInputsAndOutputs)
         remaining = context.time_remaining()
@@ -407,8 +408,6 @@ class ClientService:
 
 
 def _decoded(output: str | None) -> Any:
-    import json
-
     if output is None:
         return None
     try:
