@@ -9,6 +9,7 @@ gRPC status codes with a one-line message (see :mod:`.errors`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ from ..model.status import TERMINAL_STATUSES
 from ..storage import TaskHubResources
 from ._proto import history_chunks, opt, opt_time, parse_failure_text, pb, state_pb, sv, ts, wrappers_pb2
 from .errors import map_errors, map_stream_errors
+from .hints import EpisodeHints
 from .hubs import HubClients, task_hub_of
 
 __all__ = ["ClientService"]
@@ -56,9 +58,12 @@ def _statuses(values: Any) -> list[OrchestrationStatus] | None:
 class ClientService:
     """Client RPCs over one or more task hubs (selected by the ``taskhub`` call metadata)."""
 
-    def __init__(self, hubs: HubClients, *, poll_max_interval: float = 1.0) -> None:
+    def __init__(
+        self, hubs: HubClients, *, poll_max_interval: float = 1.0, hints: EpisodeHints | None = None
+    ) -> None:
         self.hubs = hubs
         self._poll_max = poll_max_interval
+        self._hints = hints or EpisodeHints()
 
     async def _client(self, context: Any) -> TaskHubClient:
         return await self.hubs.get(task_hub_of(context))
@@ -132,19 +137,23 @@ class ClientService:
         remaining = context.time_remaining()
         loop = asyncio.get_running_loop()
         deadline = None if remaining is None or remaining > _FOREVER else loop.time() + max(0.0, remaining - 0.05)
-        delay = 0.05
-        while True:
-            state = await client.get_orchestration_state(request.instanceId, fetch_payloads=payloads)
-            if state is None or state.runtime_status is None or done(state):
-                return await self._state_response(client, state, payloads)
-            if deadline is not None and loop.time() >= deadline:
-                await context.abort(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    f"instance {request.instanceId!r} is still {state.runtime_status.name}",
-                )
-            pause = delay if deadline is None else max(0.0, min(delay, deadline - loop.time()))
-            await asyncio.sleep(pause)
-            delay = min(delay * 2, self._poll_max)
+        with self._hints.watch(request.instanceId) as hinted:
+            delay = 0.05
+            while True:
+                state = await client.get_orchestration_state(request.instanceId, fetch_payloads=payloads)
+                if state is None or state.runtime_status is None or done(state):
+                    return await self._state_response(client, state, payloads)
+                if deadline is not None and loop.time() >= deadline:
+                    await context.abort(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"instance {request.instanceId!r} is still {state.runtime_status.name}",
+                    )
+                pause = delay if deadline is None else max(0.0, min(delay, deadline - loop.time()))
+                delay = min(delay * 2, self._poll_max)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(hinted.wait(), pause)
+                    hinted.clear()  # an episode of this instance just ran here: poll closely again
+                    delay = 0.05
 
     # ------------------------------------------------------------------ management
     @map_errors

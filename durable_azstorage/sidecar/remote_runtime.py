@@ -27,6 +27,7 @@ from ..runtimes.entities import (
 from ..runtimes.entities_durabletask import entity_action_from_pb
 from ._proto import opt, pb, sv
 from .broker import Broker, Kind
+from .hints import EpisodeHints
 
 __all__ = ["RemoteActivityRuntime", "RemoteEntityRuntime", "RemoteOrchestrationRuntime"]
 
@@ -42,8 +43,9 @@ class RemoteOrchestrationRuntime:
 
     renews_leases = True  # the host renews the episode's control-queue leases while it waits
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, hints: EpisodeHints | None = None) -> None:
         self._broker = broker
+        self._hints = hints
 
     async def run_episode(self, request: EpisodeRequest) -> EpisodeResult:
         item = pb.WorkItem(
@@ -65,6 +67,8 @@ class RemoteOrchestrationRuntime:
             version=started.version if started else None,
         )
         actions = actions_from_pb(request, response.actions)
+        if self._hints is not None:
+            self._hints.notify(request.instance_id)
         return EpisodeResult(actions=tuple(actions), custom_status=opt(response, "customStatus"))
 
 

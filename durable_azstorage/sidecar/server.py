@@ -24,6 +24,7 @@ from ..settings import WorkerSettings
 from ..worker import Worker
 from .broker import Broker
 from .client_service import ClientService
+from .hints import EpisodeHints
 from .hubs import HubClients
 from .remote_runtime import RemoteActivityRuntime, RemoteEntityRuntime, RemoteOrchestrationRuntime
 from .service import KeyInterceptor, SidecarServicer, add_to_server
@@ -169,10 +170,11 @@ class Sidecar:
         self._key = key
         self._tls = tls
         self.broker = Broker()
+        self.hints = EpisodeHints()
         self.worker = Worker(
             account,
             self.settings,
-            orchestration_runtime=RemoteOrchestrationRuntime(self.broker),
+            orchestration_runtime=RemoteOrchestrationRuntime(self.broker, self.hints),
             activity_runtime=RemoteActivityRuntime(self.broker),
             entity_runtime=RemoteEntityRuntime(self.broker),
         )
@@ -187,7 +189,7 @@ class Sidecar:
     async def start(self) -> None:
         """Bind first (a taken port fails before any storage work), then the worker, then serve."""
         self._hubs = hubs = HubClients(self.account, self.settings.task_hub_name)
-        servicer = SidecarServicer(ClientService(hubs), self._worker_service)
+        servicer = SidecarServicer(ClientService(hubs, hints=self.hints), self._worker_service)
         interceptors = [KeyInterceptor(self._key)] if self._key else []
         server = grpc.aio.server(options=_GRPC_OPTIONS, interceptors=interceptors)
         add_to_server(servicer, server)

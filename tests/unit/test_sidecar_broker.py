@@ -113,3 +113,15 @@ async def test_work_item_filters_route_by_name_and_version() -> None:
     assert broker.waiting(Kind.ORCHESTRATION) == 1 and orders.outbox.empty()
     for r in runs:
         r.cancel()
+
+
+async def test_episode_hints_wake_only_their_instance() -> None:
+    from durable_azstorage.sidecar.hints import EpisodeHints
+
+    hints = EpisodeHints()
+    with hints.watch("a") as a, hints.watch("b") as b:
+        hints.notify("a")
+        hints.notify("nobody-waits")
+        assert a.is_set() and not b.is_set()
+    hints.notify("a")  # no waiter left: nothing to do, nothing kept
+    assert hints._waiters == {}
