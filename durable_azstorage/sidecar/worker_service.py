@@ -32,6 +32,7 @@ class WorkerService:
     def __init__(self, broker: Broker, *, ping_interval: float = PING_INTERVAL) -> None:
         self.broker = broker
         self._ping_interval = ping_interval
+        self._partial: dict[str, list[Any]] = {}  # chunked responses (isPartial), by token
 
     @staticmethod
     def _limits(request: Any) -> dict[Kind, int]:
@@ -75,6 +76,8 @@ class WorkerService:
                 yield item
         finally:
             # Cancelled (the worker went away or the server stops): its work goes to others.
+            for token in list(worker.in_flight):
+                self._partial.pop(token, None)
             with contextlib.suppress(Exception):
                 self.broker.disconnect(worker)
 
@@ -88,7 +91,19 @@ class WorkerService:
 
     @map_errors
     async def CompleteOrchestratorTask(self, request: Any, context: Any) -> Any:
-        return await self._complete(Kind.ORCHESTRATION, request.completionToken, request, (request.instanceId, None))
+        token = request.completionToken
+        if request.isPartial:
+            # A large response sent in chunks (.NET SDK): keep the actions until the last one.
+            self._partial.setdefault(token, []).extend(request.actions)
+            return pb.CompleteTaskResponse()
+        earlier = self._partial.pop(token, None)
+        if earlier:
+            merged = pb.OrchestratorResponse()
+            merged.CopyFrom(request)
+            del merged.actions[:]
+            merged.actions.extend([*earlier, *request.actions])
+            request = merged
+        return await self._complete(Kind.ORCHESTRATION, token, request, (request.instanceId, None))
 
     @map_errors
     async def CompleteActivityTask(self, request: Any, context: Any) -> Any:

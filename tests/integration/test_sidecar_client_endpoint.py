@@ -106,6 +106,12 @@ def test_sidecar_key_is_required_when_set(storage_account: StorageAccount) -> No
                 denied.get_orchestration_state("x")
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
             assert allowed.get_orchestration_state("x") is None
+            with grpc.insecure_channel(sidecar.address) as channel:  # the worker stream too
+                stream = pb_grpc.TaskHubSidecarServiceStub(channel).GetWorkItems(pb.GetWorkItemsRequest())
+                with pytest.raises(grpc.RpcError) as info:
+                    next(iter(stream))
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert "authorization: Bearer" in (info.value.details() or "")
         finally:
             denied.close()
             allowed.close()

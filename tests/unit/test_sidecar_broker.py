@@ -125,3 +125,25 @@ async def test_episode_hints_wake_only_their_instance() -> None:
         assert a.is_set() and not b.is_set()
     hints.notify("a")  # no waiter left: nothing to do, nothing kept
     assert hints._waiters == {}
+
+
+async def test_chunked_orchestrator_response_is_merged() -> None:
+    from durable_azstorage.sidecar.worker_service import WorkerService
+
+    broker = Broker()
+    service = WorkerService(broker)
+    worker = broker.connect(_limits())
+    run = asyncio.ensure_future(broker.run(Kind.ORCHESTRATION, _item("a"), ("a", None)))
+    await _settle()
+    token = worker.outbox.get_nowait().completionToken
+
+    def chunk(ids: list[int], partial: bool) -> Any:
+        actions = [pb.OrchestratorAction(id=i, createTimer=pb.CreateTimerAction()) for i in ids]
+        return pb.OrchestratorResponse(instanceId="a", actions=actions, completionToken=token, isPartial=partial)
+
+    await service.CompleteOrchestratorTask(chunk([1, 2], True), None)
+    await service.CompleteOrchestratorTask(chunk([3], True), None)
+    assert not run.done()
+    await service.CompleteOrchestratorTask(chunk([4], False), None)
+    response = await run
+    assert [a.id for a in response.actions] == [1, 2, 3, 4]
