@@ -5,7 +5,7 @@
 #   ./dev.sh demo    run the demo: embedded Azurite + worker + sample orchestrations
 #   ./dev.sh test    run the quality gates: ruff, mypy --strict, pytest (unit, integration, e2e,
 #                    deploy: hadolint, kubernetes-validate + KEDA schema, checkov)
-#   ./dev.sh tools   install only the deployment validators (.venv-deploy; `test` does it too)
+#   ./dev.sh tools   install only the deployment validators (`test` does it too)
 #
 # Extra arguments after `test` go to pytest, after `demo` to `durable-azstorage demo`.
 set -euo pipefail
@@ -42,15 +42,18 @@ ensure_chromium() {
 }
 
 # The deployment validators (infra/validators.txt) in a virtualenv of their own: checkov pins older
-# versions of packages that the project's venv uses. Installed once per change of that file.
+# versions of packages that the project's venv uses. One per version of that file, kept in the user's
+# cache like Azurite, so fresh clones (CI) reuse it; tests/deploy/conftest.py finds it the same way.
 deploy_tools() {
-  local tools="${DURABLE_AZSTORAGE_TOOLS_VENV:-.venv-deploy}"
-  local stamp="$tools/.installed-$(sha256sum infra/validators.txt | cut -c1-16)"
-  if [ ! -f "$stamp" ]; then
-    [ -x "$tools/bin/python" ] || "$PYTHON" -m venv "$tools"
+  local hash
+  hash="$(sha256sum infra/validators.txt | cut -c1-16)"
+  local tools="${DURABLE_AZSTORAGE_TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/durable-azstorage/validators-$hash}"
+  if [ ! -f "$tools/.installed" ]; then
+    echo "installing the deployment validators (infra/validators.txt) into $tools" >&2
+    rm -rf "$tools"
+    "$PYTHON" -m venv "$tools"
     "$tools/bin/python" -m pip install --quiet --disable-pip-version-check -r infra/validators.txt
-    rm -f "$tools"/.installed-*
-    touch "$stamp"
+    touch "$tools/.installed"
   fi
 }
 

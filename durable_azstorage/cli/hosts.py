@@ -109,7 +109,14 @@ async def _serve_worker(host: Any, health_host: str, health_port: int | None) ->
 @click.option("--key", envvar="DURABLE_AZSTORAGE_HTTP_KEY", help="Function/system key; required off loopback.")
 @click.option("--connection", help="Connection string or setting name (default: host.json, AzureWebJobsStorage).")
 @click.option("--task-hub-name", envvar="DURABLE_TASK_HUB", help="Default: host.json hubName, else TestHubName.")
-def run(app: Path, port: int, bind: str, key: str | None, connection: str | None, task_hub_name: str | None) -> None:
+@click.option("--health-port", type=click.IntRange(0, 65535), envvar="DURABLE_AZSTORAGE_HEALTH_PORT",
+              help="Serve /healthz and /readyz on this port (default: off).")
+@click.option("--health-host", envvar="DURABLE_AZSTORAGE_HEALTH_HOST", default="127.0.0.1", show_default=True,
+              help="Interface for the probes (0.0.0.0 in a container).")
+def run(
+    app: Path, port: int, bind: str, key: str | None, connection: str | None, task_hub_name: str | None,
+    health_port: int | None, health_host: str,
+) -> None:
     """Run APP (a folder or function_app.py) like `func start`: worker, HTTP triggers, management API."""
     from ..functions import FunctionsHost, load_app
 
@@ -121,13 +128,17 @@ def run(app: Path, port: int, bind: str, key: str | None, connection: str | None
     host = FunctionsHost(index, account, app_files=files, task_hub_name=task_hub_name, host=bind, port=port, key=key)
     for problem in index.problems:
         click.echo(f"warning: {problem}", err=True)
-    asyncio.run(_serve_functions(host))
+    asyncio.run(_serve_functions(host, health_host, health_port))
 
 
-async def _serve_functions(host: Any) -> None:
-    async with host:
+async def _serve_functions(host: Any, health_host: str = "127.0.0.1", health_port: int | None = None) -> None:
+    from ..worker.serve import probes
+
+    async with probes(host.worker, host=health_host, port=health_port) as (health, _server), host:
+        health.state = "running"
         _describe(host)
         await _until_stopped()
+        health.state = "stopping"
         click.echo("stopping: releasing partitions", err=True)
 
 
