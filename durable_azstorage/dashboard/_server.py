@@ -57,10 +57,13 @@ def create_dashboard_app(
     counter: TransactionCounter | None = None,
     health_checks: Sequence[HealthCheck] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    sample_interval: float = 30.0,
 ) -> web.Application:
     """An aiohttp app with the management API and the dashboard (for servers without one)."""
     app = create_app(client, key=key, max_body_bytes=max_body_bytes)
-    mount_dashboard(app, client, key=key, counter=counter, health_checks=health_checks)
+    mount_dashboard(
+        app, client, key=key, counter=counter, health_checks=health_checks, sample_interval=sample_interval
+    )
     return app
 
 
