@@ -123,7 +123,7 @@ resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   }
 }
 
-resource environment 'Microsoft.App/managedEnvironments@2025-01-01' = {
+resource environment 'Microsoft.App/managedEnvironments@2025-07-01' = {
   name: '${namePrefix}-env'
   location: location
   properties: {
@@ -160,7 +160,7 @@ var controlRules = [
   }
 ]
 
-resource worker 'Microsoft.App/containerApps@2025-01-01' = {
+resource worker 'Microsoft.App/containerApps@2025-07-01' = {
   name: '${namePrefix}-worker'
   location: location
   identity: {
