@@ -13,7 +13,9 @@ pytest test then checks what the (fixed) orchestrator code does with it::
 
 Replays run the durabletask SDK's own executor (as the worker does), in memory: no storage, no
 activities run. ``result.actions`` are what the code does *next*, after the recorded events
-(activities it schedules, timers, the completion).
+(activities it schedules, timers, the completion). For an Azure Functions app,
+:func:`replay_functions_app` takes the app folder (as ``durable-azstorage run APP``) instead of a
+function and replays through the ``Orchestrator.create`` handle, as the Functions host does.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .runtimes import durabletask as _dt
 from .runtimes.actions import Action, CompleteOrchestration, ScheduleTask
 from .runtimes.base import Registry
 
-__all__ = ["RecordedHistory", "ReplayResult", "load_history", "replay"]
+__all__ = ["RecordedHistory", "ReplayResult", "load_history", "replay", "replay_functions_app"]
 
 
 @dataclass(frozen=True)
@@ -96,4 +98,34 @@ def replay(
         actions=[a for a in actions if not isinstance(a, CompleteOrchestration)],
         custom_status_json=ctx._encoded_custom_status,
         divergence=divergence,
+    )
+
+
+def replay_functions_app(app: str | Path, history: RecordedHistory | str | Path) -> ReplayResult:
+    """Replay ``history`` against the orchestrator of the same name in a Functions app folder."""
+    from .functions import load_app
+    from .operations.replay_check import FunctionsReplayer
+    from .runtimes.base import EpisodeRequest
+    from .runtimes.functions import FunctionsOrchestrationRuntime
+
+    recorded = history if isinstance(history, RecordedHistory) else load_history(history)
+    orchestrators = load_app(app).orchestrators
+    verdict = FunctionsReplayer(orchestrators).check(recorded.instance_id or "test", recorded.events)
+    if verdict.verdict in ("missing", "no-history"):
+        raise ValueError(f"{app}: {verdict.message}")
+    episode = FunctionsOrchestrationRuntime(orchestrators).run_episode_sync(EpisodeRequest(
+        instance_id=recorded.instance_id or "test", execution_id=recorded.execution_id or "",
+        past_events=recorded.events, new_events=[],
+    ))
+    actions = list(episode.actions)
+    done = next((a for a in actions if isinstance(a, CompleteOrchestration)), None)
+    divergent = verdict.verdict == "divergent"
+    return ReplayResult(
+        deterministic=not divergent,
+        status=done.status if done is not None else OrchestrationStatus.Running,
+        output_json=done.result if done is not None else None,
+        failure=done.failure_details if done is not None else None,
+        actions=[a for a in actions if not isinstance(a, CompleteOrchestration)],
+        custom_status_json=episode.custom_status,
+        divergence=f"{verdict.message} (recorded {verdict.recorded}; new code {verdict.new})" if divergent else None,
     )

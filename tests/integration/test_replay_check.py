@@ -12,10 +12,12 @@ from pathlib import Path
 from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.functions import FunctionsHost, load_app
-from durable_azstorage.model import EventType
+from durable_azstorage.model import EventType, OrchestrationStatus
+from durable_azstorage.operations.history_export import RecordedHistory, export_history, parse_history_document
 from durable_azstorage.operations.replay_check import DurableTaskReplayer, FunctionsReplayer, replay_instances
 from durable_azstorage.runtimes.base import Registry
 from durable_azstorage.settings import WorkerSettings
+from durable_azstorage.testing import replay_functions_app
 from durable_azstorage.worker import Worker
 from tests.helpers import eventually
 from tests.integration import replay_apps
@@ -102,14 +104,30 @@ async def test_durabletask_app(storage_account: StorageAccount, storage_connecti
     assert f"new code: call_activity('charge') #1  at {replay_apps.__file__}:{line}" in human.stdout
 
 
+def _replay_functions_like_a_unit_test(waiting: RecordedHistory, done: RecordedHistory) -> None:
+    paused = replay_functions_app(APPS / "replay_v1", waiting)
+    assert paused.deterministic and paused.status is OrchestrationStatus.Running and paused.actions == []
+    finished = replay_functions_app(APPS / "replay_v1", done)
+    assert finished.deterministic and finished.status is OrchestrationStatus.Completed
+    assert finished.output == "shipped packed box"
+    changed = replay_functions_app(APPS / "replay_v2", done)
+    assert not changed.deterministic and changed.divergence is not None and "pack_carefully" in changed.divergence
+
+
 async def test_functions_app(storage_account: StorageAccount, storage_connection_string: str,
                              task_hub_name: str) -> None:
     async with FunctionsHost.from_path(
         APPS / "replay_v1", storage_account, task_hub_name=task_hub_name, port=0,
         max_queue_polling_interval=timedelta(seconds=1),
     ), await TaskHubClient.open(storage_account, task_hub_name) as client:
-        await client.schedule_new_orchestration("shipment", instance_id="s1")
-        await eventually(lambda: _waiting(client, "s1"), timeout=60, message="shipment waiting")
+        for instance_id in ("s1", "s2"):
+            await client.schedule_new_orchestration("shipment", instance_id=instance_id)
+            await eventually(lambda i=instance_id: _waiting(client, i), timeout=60, message="shipment waiting")
+        await client.raise_event("s2", "go")
+        await client.wait_for_completion("s2", timeout=60)
+    waiting = parse_history_document(await export_history(storage_account, task_hub_name, "s1"))
+    done = parse_history_document(await export_history(storage_account, task_hub_name, "s2"))
+    _replay_functions_like_a_unit_test(waiting, done)
     same = await replay_instances(storage_account, task_hub_name,
                                   FunctionsReplayer(load_app(APPS / "replay_v1").orchestrators))
     assert [(v.instance_id, v.verdict) for v in same] == [("s1", "deterministic")]
