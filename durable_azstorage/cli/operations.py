@@ -28,6 +28,7 @@ __all__ = ["verbs"]
 
 verbs = Verbs()
 
+_SCANNED = {"peekedMessages": "peeked messages", "leases": "lease rows/blobs", "quarantined": "quarantined messages"}
 _MARK = {Severity.ERROR: "ERROR  ", Severity.WARNING: "WARNING", Severity.INFO: "info   "}
 
 
@@ -63,11 +64,12 @@ def doctor(
 
 
 def _print_report(report: DoctorReport, repaired: bool) -> None:
-    scanned = ", ".join(f"{n} {k}" for k, n in report.scanned.items())
+    scanned = ", ".join(f"{n} {_SCANNED.get(k, k)}" for k, n in report.scanned.items())
     click.echo(f"Task hub {report.task_hub}: {report.partition_count} partitions; scanned {scanned}.")
     for r in report.repairs:
         click.echo(f"  repair {r.repair} {r.target}: {r.outcome.value}{' - ' + r.detail if r.detail else ''}")
-    shown = [f for f in report.findings if f.count]
+    order = list(Severity)
+    shown = sorted((f for f in report.findings if f.count), key=lambda f: order.index(f.severity))
     for f in shown:
         examples = ", ".join(f.examples) + (", ..." if f.count > len(f.examples) else "")
         click.echo(f"{_MARK[f.severity]} {f.title}: {f.count} ({examples})  [{f.code}]")
