@@ -35,9 +35,12 @@ class DoctorHealthCheck:
         self._client = client
         self.interval = interval
         self.report: DoctorReport | None = None
+        self.error: str | None = None
         self._options = DoctorOptions(full_scan=False, horizon=timedelta(minutes=15), max_history_reads=200)
 
     async def __call__(self, client: TaskHubClient) -> list[HealthFinding]:
+        if self.error is not None:
+            return [HealthFinding("info", "doctor could not check the hub", self.error)]
         if self.report is None:
             return [HealthFinding("info", "doctor: first check running", "Findings appear here in a moment.")]
         return findings_for_panel(self.report)
@@ -45,14 +48,19 @@ class DoctorHealthCheck:
     async def scan(self) -> DoctorReport:
         hub = self._client._hub
         self.report = await diagnose(hub.account, hub.names.task_hub, options=self._options)
+        self.error = None
         return self.report
 
     async def run(self) -> None:
         while True:
             try:
                 await self.scan()
-            except (AzureError, DurableAzStorageError, OSError):
+            except (AzureError, DurableAzStorageError, OSError) as exc:
+                self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 log.warning("dashboard.doctor_failed", exc_info=True)
+            except Exception as exc:  # a bug in a check must not take the dashboard down
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("dashboard.doctor_failed")
             await asyncio.sleep(self.interval)
 
     @contextlib.asynccontextmanager

@@ -53,3 +53,26 @@ async def test_health_panel_lists_doctor_findings(dashboard: str) -> None:
     line = next(line for line in lines if line["title"] == STRANDED)
     assert line["level"] == "error" and "[partitions.stranded-queue]" in line["detail"]
     assert "control-05" in line["detail"]
+
+
+async def test_health_panel_says_when_doctor_cannot_check(storage_account: StorageAccount) -> None:
+    """A dashboard started before its hub exists: one info line, and the overview keeps working."""
+    hub = "d" + uuid.uuid4().hex[:12]
+    async with await TaskHubClient.open(storage_account, hub) as client:
+        runner = web.AppRunner(create_dashboard_app(client), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}/dashboard"
+        try:
+            async with aiohttp.ClientSession() as http:
+
+                async def said() -> dict[str, Any] | None:
+                    async with http.get(f"{base}/api/overview") as response:
+                        lines: list[dict[str, Any]] = (await response.json())["health"]
+                    return next((line for line in lines if line["title"] == "doctor could not check the hub"), None)
+
+                line = await eventually(said, timeout=60, interval=0.5, message="doctor's error line")
+            assert line["level"] == "info" and f"no task hub '{hub}'" in line["detail"]
+        finally:
+            await runner.cleanup()
