@@ -1,10 +1,12 @@
 """Start and stop a private Azurite (the Azure Storage emulator from npm).
 
 Used by the test fixtures (in-memory, one per test session) and by the embedded demo
-(persistent under ``.durable/``). Ports are always chosen by the OS, so a second copy,
-or an Azurite the user already runs on 10000-10002, can never clash with or share state
-with ours. The npm package is pinned by the lockfile shipped in ``_azurite/`` and
-installed with ``npm ci`` into a cache folder named after the lockfile's hash.
+(persistent under ``.durable/``) on ports chosen by the OS, so they never clash with or share
+state with an Azurite the user runs; and by ``durable-azstorage azurite`` on the standard ports
+10000-10002 (what ``UseDevelopmentStorage=true`` means). The npm package is pinned by the
+lockfile shipped in ``_azurite/`` and installed with ``npm ci`` into a cache folder named after
+the lockfile's hash. On Linux the emulator gets a parent-death signal, so even a SIGKILL of
+the Python process that started it leaves no node process behind.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections import deque
@@ -31,7 +35,9 @@ __all__ = [
     "DEV_ACCOUNT_NAME",
     "Azurite",
     "AzuriteEndpoints",
+    "STANDARD_PORTS",
     "ensure_azurite_installed",
+    "ports_in_use",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,6 +45,8 @@ log = logging.getLogger(__name__)
 AZURITE_VERSION = "3.37.0"
 DEV_ACCOUNT_NAME = "devstoreaccount1"
 DEV_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+STANDARD_PORTS = (10000, 10001, 10002)
+"""Blob, queue, table: the emulator's defaults, where ``UseDevelopmentStorage=true`` points."""
 _LOCK_DIR = Path(__file__).with_name("_azurite")
 _LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at (http://\S+)")
 
@@ -118,6 +126,30 @@ def ensure_azurite_installed(*, quiet: bool = True) -> Path:
     return binary
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the process that started it dies (PR_SET_PDEATHSIG).
+
+    ``start_new_session`` keeps a Ctrl-C in the terminal from reaching the emulator before our
+    orderly stop; this makes sure an abrupt end of ours (SIGKILL, OOM) still ends it.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+
+
+def ports_in_use(host: str, ports: tuple[int, ...]) -> list[int]:
+    """Which of ``ports`` something already listens on (we try to bind each, then let go)."""
+    taken = []
+    for port in ports:
+        try:
+            with socket.create_server((host, port)):
+                pass
+        except OSError:
+            taken.append(port)
+    return taken
+
+
 class Azurite:
     """One Azurite process we started and will stop; nothing else is ever touched.
 
@@ -131,8 +163,10 @@ class Azurite:
         host: str = "127.0.0.1",
         startup_timeout: float = 60.0,
         binary: Path | None = None,
+        ports: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
         self._location = location
+        self._ports = ports
         self._host = host
         self._startup_timeout = startup_timeout
         self._binary = binary
@@ -150,8 +184,8 @@ class Azurite:
 
     def _argv(self, binary: Path) -> list[str]:
         argv = [str(binary), "--silent", "--disableTelemetry"]
-        for service in ("blob", "queue", "table"):
-            argv += [f"--{service}Host", self._host, f"--{service}Port", "0"]
+        for service, port in zip(("blob", "queue", "table"), self._ports, strict=True):
+            argv += [f"--{service}Host", self._host, f"--{service}Port", str(port)]
         if self._location is None:
             argv.append("--inMemoryPersistence")
         else:
@@ -171,6 +205,7 @@ class Azurite:
             stdin=subprocess.DEVNULL,
             text=True,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         threading.Thread(target=self._pump_output, name="azurite-output", daemon=True).start()
         if not self._ready.wait(self._startup_timeout) or len(self._endpoints) < 3:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 from azure.core.credentials_async import AsyncTokenCredential
@@ -177,6 +178,12 @@ class StorageAccount:
             credential=credential,
             account_name=account,
         )
+
+    @property
+    def label(self) -> str:
+        """``devstoreaccount1 (http://127.0.0.1:10002/devstoreaccount1)``: for messages that name the account."""
+        name = self.account_name or urlsplit(self.table_endpoint).hostname or "?"
+        return f"{name} ({self.table_endpoint})"
 
     def queue_service(self) -> QueueServiceClient:
         kwargs = self._kwargs(BLOB_QUEUE_API_VERSION)

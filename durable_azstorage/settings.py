@@ -17,7 +17,14 @@ from .app_files import ci_value
 from .codec.names import DEFAULT_PARTITION_COUNT, validate_partition_count, validate_task_hub_name
 from .errors import ConfigurationError
 
-__all__ = ["WorkerSettings"]
+__all__ = ["DEFAULT_TASK_HUB_NAME", "WorkerSettings"]
+
+DEFAULT_TASK_HUB_NAME = "TestHubName"
+"""The one default task hub of the worker, every CLI verb, ``run``, ``serve`` and the demo.
+
+``TestHubName`` is what the Durable Functions extension (2.x+) uses when host.json names no
+hub and the app is not in Azure, i.e. what ``func start`` uses on a laptop; so a worker, a
+Functions app and ``func durable`` started without a hub name all meet on the same hub."""
 
 
 def _default_worker_id() -> str:
@@ -49,7 +56,7 @@ def _timespan(value: Any, key: str) -> timedelta:
 class WorkerSettings:
     """Everything a worker host can tune. Field names are Pythonic; host.json names map on."""
 
-    task_hub_name: str = "DefaultTaskHub"
+    task_hub_name: str = DEFAULT_TASK_HUB_NAME
     partition_count: int = DEFAULT_PARTITION_COUNT
     worker_id: str = field(default_factory=_default_worker_id)
     control_queue_batch_size: int = 32

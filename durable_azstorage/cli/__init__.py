@@ -7,7 +7,6 @@ One module per verb family: :mod:`.instances`, :mod:`.entities`, :mod:`.poison`,
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
@@ -16,6 +15,8 @@ from azure.core.exceptions import AzureError
 from .. import __version__
 from ..errors import DurableAzStorageError
 from . import entities, hosts, instances, operations
+from ._logging import configure_logging
+from ._startup import output
 from .demo import demo
 from .emulator import azurite
 from .poison import poison
@@ -26,13 +27,12 @@ __all__ = ["cli", "main"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="durable-azstorage")
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.option("-v", "--verbose", count=True, help="More log output with each event's fields (-v info, -vv debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only results and errors: no start-up lines, no host log.")
+def cli(verbose: int, quiet: bool) -> None:
     """Durable Task / Durable Functions workflows on Azure Storage (DurableTask.AzureStorage layout)."""
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if verbose < 2:
-        logging.getLogger("azure").setLevel(logging.WARNING)
+    configure_logging(verbose=verbose, quiet=quiet)
+    output.quiet = quiet
 
 
 for _command in (azurite, demo, hosts.worker, hosts.run, sidecar, poison):
@@ -42,12 +42,23 @@ for _family in (instances.verbs, hosts.verbs, entities.verbs, operations.verbs):
 
 
 def main() -> None:
-    """Console entry point: turn our typed errors into a one-line message and exit code 2."""
+    """Console entry point: every failure is one line ``error: ...`` on stderr and exit code 2."""
     try:
-        cli(standalone_mode=True)
+        code = cli.main(standalone_mode=False)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "durable-azstorage"
+        _fail(f"{exc.format_message()} (see `{command} --help`)", exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        _fail("aborted", 1)
     except DurableAzStorageError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
     except AzureError as exc:  # storage unreachable or refusing us: configuration, not a crash
-        click.echo(f"error: storage request failed: {str(exc.message or exc).splitlines()[0]}", err=True)
-        sys.exit(2)
+        _fail(f"storage request failed: {str(exc.message or exc).splitlines()[0]}", 2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)

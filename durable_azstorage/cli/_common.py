@@ -25,9 +25,13 @@ from ..client import format_time
 from ..connection import StorageAccount
 from ..errors import ConfigurationError
 from ..model import OrchestrationState, OrchestrationStatus
+from ..settings import DEFAULT_TASK_HUB_NAME
+from ._startup import announce, check_storage, hub_missing_error
 
 __all__ = [
+    "CliError",
     "DEFAULT_HUB",
+    "UTC_DATETIME",
     "Verbs",
     "as_utc",
     "common_options",
@@ -44,8 +48,8 @@ __all__ = [
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_HUB = "TestHubName"
-"""The Durable Functions extension's default (``DurableTaskOptions.DefaultHubName``)."""
+DEFAULT_HUB = DEFAULT_TASK_HUB_NAME
+"""The Durable Functions extension's local default; see :data:`durable_azstorage.settings.DEFAULT_TASK_HUB_NAME`."""
 
 
 def resolve_account(connection: str | None, setting: str | None) -> StorageAccount:
@@ -116,9 +120,18 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def with_client(
-    connection: str | None, setting: str | None, hub: str, action: Callable[[TaskHubClient], Awaitable[T]]
+    connection: str | None,
+    setting: str | None,
+    hub: str,
+    action: Callable[[TaskHubClient], Awaitable[T]],
 ) -> T:
-    async with await TaskHubClient.open(resolve_account(connection, setting), hub) as client:
+    """Say where, check the account answers and the hub exists, then run ``action``."""
+    account = resolve_account(connection, setting)
+    announce(hub, account)
+    state = await check_storage(account, hub)
+    if not state.exists:
+        raise hub_missing_error(hub, account)
+    async with await TaskHubClient.open(account, hub) as client:
         return await action(client)
 
 
@@ -131,22 +144,58 @@ def emit(as_json: bool, data: Any, human: str | Callable[[], None]) -> None:
         click.echo(human)
 
 
-def payload_arg(value: str | None) -> str | None:
-    """Inline JSON or ``@path/to/file.json``; plain text becomes a JSON string."""
+def payload_arg(value: str | None, *, raw: bool = False, option: str = "--input") -> str | None:
+    """Inline JSON or ``@path/to/file.json``, checked here; ``raw`` sends the text as a JSON string.
+
+    Text that is not JSON is refused rather than guessed at: ``--input hello`` and
+    ``--input '{"a":1'`` look alike to a shell user, and only one of them is a typo.
+    """
     if value is None:
         return None
     if value.startswith("@"):
-        value = Path(value[1:]).read_text(encoding="utf-8")
+        path = Path(value[1:])
+        try:
+            value = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint=option) from None
+        except UnicodeDecodeError:
+            raise click.BadParameter(f"{path} is not UTF-8 text", param_hint=option) from None
+    if raw:
+        return json.dumps(value, ensure_ascii=False)
     try:
         json.loads(value)
-    except ValueError:
-        return json.dumps(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"not valid JSON ({exc}); quote text as JSON ('\"hello\"') or pass --raw-input to send it as a string",
+            param_hint=option,
+        ) from None
     return value
+
+
+class UtcDateTime(click.ParamType):  # type: ignore[type-arg]
+    """ISO 8601 as the CLI prints it (``2026-11-30T10:00:00Z``), with or without zone; naive is UTC."""
+
+    name = "datetime"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return as_utc(value)  # type: ignore[return-value]
+        text = str(value).strip()
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a date/time; use ISO 8601: 2026-11-30 or 2026-11-30T10:00:00Z", param, ctx)
+        return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+UTC_DATETIME = UtcDateTime()
 
 
 def print_table(states: list[OrchestrationState]) -> None:
     rows = [
-        (s.instance_id, s.name or "", s.runtime_status.name if s.runtime_status else "?", format_time(s.created_time))
+        (s.instance_id, s.name or "", status_name(s), format_time(s.created_time))
         for s in states
     ]
     header = ("INSTANCE ID", "NAME", "STATUS", "CREATED")
@@ -174,11 +223,17 @@ def parse_statuses(text: str | None) -> list[OrchestrationStatus] | None:
 def status_name(state: OrchestrationState | None) -> str:
     if state is None:
         return "not found"
-    return state.runtime_status.name if state.runtime_status is not None else "unknown"
+    return "Unknown" if state.runtime_status is None else state.runtime_status.name
 
 
 def as_utc(value: datetime | None) -> datetime | None:
     return None if value is None else value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class CliError(click.ClickException):
+    """A one-line failure that is not a usage error (e.g. a ``wait`` that timed out): exit 2."""
+
+    exit_code = 2
 
 
 class Verbs:

@@ -24,7 +24,7 @@ from ..aio import TaskHubClient
 from ..azurite import Azurite
 from ..connection import StorageAccount
 from ..model import OrchestrationState
-from ..settings import WorkerSettings
+from ..settings import DEFAULT_TASK_HUB_NAME, WorkerSettings
 from ..worker import Worker
 from .emulator import DEFAULT_DATA_DIR
 
@@ -64,8 +64,8 @@ def _storage(data_dir: Path, connection_string: str | None) -> Iterator[tuple[st
 
 
 def _describe(label: str, state: OrchestrationState, seconds: float) -> str:
-    output = json.loads(state.output) if state.output else None
-    status = state.runtime_status.name if state.runtime_status else "?"
+    output = None if state.output is None else json.loads(state.output)
+    status = "Unknown" if state.runtime_status is None else state.runtime_status.name
     return f"  {label:<22} {status:<10} {seconds:5.2f}s  id={state.instance_id}  output={output}"
 
 
@@ -107,7 +107,18 @@ def run_demo(*, data_dir: Path, connection_string: str | None, task_hub_name: st
             f"Tables {task_hub_name}History / {task_hub_name}Instances / {task_hub_name}Partitions, "
             f"queues {task_hub_name.lower()}-control-00..03 and {task_hub_name.lower()}-workitems."
         )
+    click.echo(NEXT_STEPS)
     return code
+
+
+NEXT_STEPS = """
+Next, three commands to try, each in a new terminal where you ran
+`source .venv/bin/activate; export AzureWebJobsStorage=UseDevelopmentStorage=true`:
+  1. durable-azstorage azurite                       # the storage emulator on ports 10000-10002
+  2. durable-azstorage run examples/functions_app    # a Durable Functions app, like `func start`
+  3. curl -X POST localhost:7071/api/orchestrators/hello_sequence -d '["Tokyo", "Lima"]'
+     durable-azstorage get-instances --app-dir examples/functions_app
+More: README.md, docs/cli.md, docs/functions-apps.md"""
 
 
 @click.command()
@@ -119,7 +130,7 @@ def run_demo(*, data_dir: Path, connection_string: str | None, task_hub_name: st
     help="Where the embedded Azurite keeps its data.",
 )
 @click.option("--connection", envvar="AzureWebJobsStorage", help="Use this storage account instead of Azurite.")
-@click.option("--task-hub-name", default="DemoHub", show_default=True)
+@click.option("--task-hub-name", default=DEFAULT_TASK_HUB_NAME, show_default=True)
 def demo(data_dir: Path, connection: str | None, task_hub_name: str) -> None:
     """Run a worker and sample orchestrations on an embedded Azurite, print the results, stop."""
     sys.exit(run_demo(data_dir=data_dir, connection_string=connection, task_hub_name=task_hub_name))

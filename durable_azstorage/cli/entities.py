@@ -14,7 +14,7 @@ import click
 from ..aio import TaskHubClient
 from ..client import EntityMetadata
 from ..codec.netjson import format_datetime
-from ._common import Verbs, as_utc, emit, payload_arg, run_async, with_client
+from ._common import UTC_DATETIME, Verbs, as_utc, emit, payload_arg, run_async, with_client
 
 __all__ = ["verbs"]
 
@@ -35,8 +35,9 @@ def _item(m: EntityMetadata) -> dict[str, Any]:
 @click.option("--entity-name", required=True, help="Entity name (lower-cased, as entity ids are).")
 @click.option("--entity-key", required=True)
 @click.option("--operation", "--op", "operation", required=True, help="Operation name, e.g. add.")
-@click.option("--input", "input_text", help="JSON, or @file.json; plain text is sent as a JSON string.")
-@click.option("--signal-time", type=click.DateTime(), help="Deliver at this UTC time (at most 6 days ahead).")
+@click.option("--input", "input_text", help="JSON, or @file.json.")
+@click.option("--raw-input", is_flag=True, help="Send --input as a string, not JSON.")
+@click.option("--signal-time", type=UTC_DATETIME, help="Deliver at this UTC time (at most 6 days ahead).")
 def signal_entity(
     connection: str | None,
     setting: str | None,
@@ -46,16 +47,18 @@ def signal_entity(
     entity_key: str,
     operation: str,
     input_text: str | None,
+    raw_input: bool,
     signal_time: datetime | None,
 ) -> None:
     """Send a one-way operation to an entity (it is created on first use)."""
+    payload = payload_arg(input_text, raw=raw_input)
 
     async def send(c: TaskHubClient) -> str:
         return await c.signal_entity(
             entity_name,
             operation,
             key=entity_key,
-            raw_input=payload_arg(input_text),
+            raw_input=payload,
             signal_time=as_utc(signal_time),
         )
 
@@ -86,8 +89,8 @@ def get_entity(
 
 @verbs.command("list-entities")
 @click.option("--entity-name", help="Only entities of this name.")
-@click.option("--last-operation-after", type=click.DateTime(), help="ISO 8601, UTC.")
-@click.option("--last-operation-before", type=click.DateTime(), help="ISO 8601, UTC.")
+@click.option("--last-operation-after", type=UTC_DATETIME, help="ISO 8601, UTC.")
+@click.option("--last-operation-before", type=UTC_DATETIME, help="ISO 8601, UTC.")
 @click.option("--fetch-state/--no-fetch-state", default=True, show_default=True)
 @click.option("--include-deleted", is_flag=True, help="Also entities without state (transient).")
 @click.option("--top", type=click.IntRange(1, 1000), default=100, show_default=True)

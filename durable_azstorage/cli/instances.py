@@ -20,6 +20,8 @@ from ..errors import InstanceNotFoundError
 from ..model import InstanceQuery, OrchestrationState, OrchestrationStatus
 from ..storage import TaskHubResources
 from ._common import (
+    UTC_DATETIME,
+    CliError,
     Verbs,
     as_utc,
     emit,
@@ -32,6 +34,7 @@ from ._common import (
     with_client,
 )
 from ._progress import progress_line
+from ._startup import HubState, announce, check_storage, output
 
 __all__ = ["verbs"]
 
@@ -42,21 +45,34 @@ verbs = Verbs()
 @click.option("--function-name", required=True, help="Orchestrator name.")
 @click.option("--id", "instance_id", help="Instance id (default: a new GUID).")
 @click.option("--input", "input_", help="JSON input, or @file.json.")
+@click.option("--raw-input", is_flag=True, help="Send --input as a string, not JSON.")
 def start_new(
     connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
-    function_name: str, instance_id: str | None, input_: str | None,
+    function_name: str, instance_id: str | None, input_: str | None, raw_input: bool,
 ) -> None:
     """Start an orchestration (creating the task hub if needed, as DTAS's start does)."""
+    payload = payload_arg(input_, raw=raw_input)
+    account = resolve_account(connection, setting)
 
-    async def start(c: TaskHubClient) -> str:
-        await c.create_task_hub()
-        return await c.schedule_new_orchestration(
-            function_name, instance_id=instance_id, raw_input=payload_arg(input_)
-        )
+    async def start() -> tuple[str, HubState]:
+        announce(task_hub_name, account)
+        hub = await check_storage(account, task_hub_name)
+        async with await TaskHubClient.open(account, task_hub_name) as c:
+            if not hub.exists:
+                await c.create_task_hub()
+                output.say(f"created task hub {task_hub_name}")
+            return await c.schedule_new_orchestration(function_name, instance_id=instance_id, raw_input=payload), hub
 
-    new_id = run_async(with_client(connection, setting, task_hub_name, start))
+    new_id, hub = run_async(start())
     now = format_time(datetime.now(timezone.utc))
     emit(as_json, {"id": new_id}, f"Started '{function_name}' at {now}. Instance ID: '{new_id}'.")
+    if not hub.ever_served:
+        output.say(f"note: no worker has ever served task hub {task_hub_name}; the instance stays Pending until one "
+                   f"runs on it (durable-azstorage worker/run with --task-hub-name {task_hub_name})")
+    elif not hub.served_now:
+        output.say(f"note: no worker holds a lease on task hub {task_hub_name} now (last renewal "
+                   f"{format_time(hub.last_renewal)}); the instance stays Pending until one runs")
+
 
 @verbs.command("get-runtime-status")
 @click.option("--id", "instance_id", required=True)
@@ -88,8 +104,8 @@ def get_history(
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 @verbs.command("get-instances")
-@click.option("--created-after", type=click.DateTime(), help="ISO 8601, UTC.")
-@click.option("--created-before", type=click.DateTime(), help="ISO 8601, UTC.")
+@click.option("--created-after", type=UTC_DATETIME, help="ISO 8601, UTC.")
+@click.option("--created-before", type=UTC_DATETIME, help="ISO 8601, UTC.")
 @click.option("--runtime-status", help='e.g. "running completed"')
 @click.option("--instance-id-prefix")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True)
@@ -129,15 +145,17 @@ def get_instances(
 @click.option("--id", "instance_id", required=True)
 @click.option("--event-name", default=None, help="Default: Event_<guid>.")
 @click.option("--event-data", help="JSON, or @file.json.")
+@click.option("--raw-event-data", is_flag=True, help="Send --event-data as a string, not JSON.")
 def raise_event(
     connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
-    instance_id: str, event_name: str | None, event_data: str | None,
+    instance_id: str, event_name: str | None, event_data: str | None, raw_event_data: bool,
 ) -> None:
     """Send an external event to an instance."""
+    data = payload_arg(event_data, raw=raw_event_data, option="--event-data")
 
     name = event_name or f"Event_{uuid.uuid4()}"
     run_async(with_client(connection, setting, task_hub_name,
-                      lambda c: c.raise_event(instance_id, name, raw_data=payload_arg(event_data))))
+                      lambda c: c.raise_event(instance_id, name, raw_data=data)))
     emit(as_json, {"id": instance_id, "eventName": name}, f"Raised event '{name}' to instance '{instance_id}'.")
 
 def _simple(name: str, verb: str, op: Callable[[TaskHubClient, str, str | None], Awaitable[Any]]) -> None:
@@ -178,8 +196,8 @@ def purge(connection: str | None, setting: str | None, task_hub_name: str, as_js
           f"Instances deleted: {result.instances_deleted}\nRows deleted: {result.rows_deleted}")
 
 @verbs.command("purge-history")
-@click.option("--created-after", type=click.DateTime(), help="Default: the beginning of time.")
-@click.option("--created-before", type=click.DateTime())
+@click.option("--created-after", type=UTC_DATETIME, help="Default: the beginning of time.")
+@click.option("--created-before", type=UTC_DATETIME)
 @click.option("--runtime-status", help="completed terminated canceled failed (non-terminal ones are ignored)")
 def purge_history(
     connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
@@ -201,20 +219,27 @@ def wait(
     connection: str | None, setting: str | None, task_hub_name: str, as_json: bool,
     instance_id: str, timeout: float | None,
 ) -> None:
-    """Wait for an instance to finish; exit code 1 when it did not complete successfully."""
+    """Wait for an instance to finish: exit 0 Completed, 1 Failed/Terminated/Canceled, 2 error or timeout."""
+    last: list[OrchestrationState | None] = [None]
     with progress_line(f"waiting for {instance_id}", enabled=not as_json) as line:
         def show(state: OrchestrationState | None) -> None:
+            last[0] = state
             line.update(status_name(state))
 
         try:
             state = run_async(with_client(connection, setting, task_hub_name, lambda c: c.wait_for_completion(
                 instance_id, timeout=timeout, on_poll=show)))
-        except TimeoutError as exc:
-            raise click.ClickException(str(exc)) from exc
-    emit(as_json, status_payload(state),
-          f"Instance '{instance_id}' is {status_name(state)}.")
+        except TimeoutError:
+            raise CliError(f"instance {instance_id!r} did not finish within {timeout or 0:g}s (it is "
+                           f"{status_name(last[0])}); wait longer with --timeout") from None
+    payload = status_payload(state)
+    human = f"Instance '{instance_id}' is {status_name(state)}."
+    if payload.get("output") is not None:
+        human += f" Output: {json.dumps(payload['output'], ensure_ascii=False)}"
+    emit(as_json, payload, human)
     if state.runtime_status != OrchestrationStatus.Completed:
         sys.exit(1)
+
 
 @verbs.command("delete-task-hub")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

@@ -74,6 +74,11 @@ class PurgeResult:
     rows_deleted: int
 
 
+def _name(status: OrchestrationStatus | None) -> str:
+    """A status for a message; ``Running`` is 0, so only ``is None`` means unknown."""
+    return "Unknown" if status is None else status.name
+
+
 def to_json(value: Any) -> str | None:
     """Payloads are stored as JSON text; None stays None (no input)."""
     return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -105,6 +110,10 @@ class TaskHubClient(EntityClientMixin):
     def storage(self) -> TaskHubStorage:
         """The hub's stores, for tools that read beyond the client API (dashboard, doctor)."""
         return self._hub
+
+    @property
+    def account(self) -> StorageAccount:
+        return self._hub.account
 
     async def close(self) -> None:
         await self._hub.close()
@@ -165,7 +174,7 @@ class TaskHubClient(EntityClientMixin):
         if existing is not None and existing.state.runtime_status in dedupe_statuses:
             raise InstanceAlreadyExistsError(
                 f"an orchestration with instance id {instance_id!r} already exists "
-                f"(status {existing.state.runtime_status.name if existing.state.runtime_status else 'unknown'})"
+                f"(status {_name(existing.state.runtime_status)})"
             )
         generation = 0 if existing is None else (existing.state.generation or 0) + 1
         started = ExecutionStartedEvent(
@@ -222,14 +231,14 @@ class TaskHubClient(EntityClientMixin):
     async def suspend(self, instance_id: str, reason: str | None = None) -> None:
         state = await self._require(instance_id)
         if state.runtime_status not in (OrchestrationStatus.Running, OrchestrationStatus.Pending):
-            status = state.runtime_status.name if state.runtime_status else "unknown"
+            status = _name(state.runtime_status)
             raise InvalidInstanceStateError(f"instance {instance_id!r} is {status}; only running ones can be suspended")
         await self._send(ExecutionSuspendedEvent(reason=reason), OrchestrationInstance(instance_id=instance_id))
 
     async def resume(self, instance_id: str, reason: str | None = None) -> None:
         state = await self._require(instance_id)
         if state.runtime_status is not OrchestrationStatus.Suspended:
-            status = state.runtime_status.name if state.runtime_status else "unknown"
+            status = _name(state.runtime_status)
             raise InvalidInstanceStateError(f"instance {instance_id!r} is {status}; only suspended ones can be resumed")
         await self._send(ExecutionResumedEvent(reason=reason), OrchestrationInstance(instance_id=instance_id))
 
@@ -387,7 +396,7 @@ class TaskHubClient(EntityClientMixin):
         """
         state = await self._require(instance_id)
         if state.runtime_status is not OrchestrationStatus.Failed:
-            status = state.runtime_status.name if state.runtime_status else "unknown"
+            status = _name(state.runtime_status)
             raise InvalidInstanceStateError(
                 f"instance {instance_id!r} is {status}; it must have a status of 'Failed' to be rewound"
             )

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +33,7 @@ from ..http import RPC_BASE_PATH, create_app, is_loopback
 from ..runtimes.entities import EntityRuntimeByName
 from ..runtimes.functions import FunctionsActivityRuntime, FunctionsOrchestrationRuntime
 from ..runtimes.functions_entities import FunctionsEntityRuntime
-from ..settings import WorkerSettings
+from ..settings import DEFAULT_TASK_HUB_NAME, WorkerSettings
 from ..worker import Worker
 from ._bindings import BindingRuntime
 from ._connections import Connections
@@ -64,6 +65,7 @@ class FunctionsHost:
         key: str | None = None,
         connection_name: str = "Storage",
         trigger_options: TriggerOptions | None = None,
+        sock: socket.socket | None = None,
         **setting_overrides: Any,
     ) -> None:
         if not is_loopback(host) and not key:
@@ -77,12 +79,13 @@ class FunctionsHost:
         self.account = account
         self._files = app_files or AppFiles(index.root)
         self._host, self._port, self._key = host, port, key
+        self._sock = sock  # already listening (bound before the worker starts), or None
         self._connection_name = connection_name
         overrides = dict(setting_overrides)
         if task_hub_name:
             overrides["task_hub_name"] = task_hub_name
         elif "task_hub_name" not in overrides:
-            overrides["task_hub_name"] = self._files.task_hub_name() or "TestHubName"
+            overrides["task_hub_name"] = self._files.task_hub_name() or DEFAULT_TASK_HUB_NAME
         self.settings = WorkerSettings.from_host_json(self._files.host_json, **overrides)
         self.route_prefix = self._files.route_prefix()
         self.worker = Worker(
@@ -120,7 +123,8 @@ class FunctionsHost:
             log.warning("functions.function_skipped", extra={"problem": problem})
         await self.worker.start()
         self._client = await TaskHubClient.open(self.account, self.settings.task_hub_name)
-        app = create_app(self._client, key=self._key, connection_name=self._connection_name, rpc=True)
+        app = create_app(self._client, key=self._key, connection_name=self._connection_name, rpc=True,
+                         orchestrators=frozenset(self.index.orchestrators))
         from ..dashboard import mount_dashboard
 
         mount_dashboard(app, self._client, key=self._key, counter=self.transactions)
@@ -128,9 +132,13 @@ class FunctionsHost:
             self._add_http_function(app, function)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site: web.BaseSite
+        if self._sock is not None:
+            site = web.SockSite(self._runner, self._sock)
+        else:
+            site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
-        port = self._port or _bound_port(self._runner)
+        port = _bound_port(self._runner) if self._sock is not None or not self._port else self._port
         self.base_url = f"http://{_url_host(self._host)}:{port}"
         await self._start_triggers()
         log.info("functions.host_started", extra={"url": self.base_url, "task_hub": self.settings.task_hub_name})

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from azure.core.exceptions import ResourceNotFoundError
 
 from ..aio import TaskHubClient
 from ..client import BASE_PATH, management_urls, status_payload
@@ -84,13 +85,31 @@ async def _require_not_terminal(client: TaskHubClient, instance_id: str) -> None
 # ---------------------------------------------------------------------------- handlers
 
 
+ORCHESTRATORS: web.AppKey[frozenset[str]] = web.AppKey("orchestrators", frozenset)
+"""Orchestrator names the host registers (a Functions host knows them); empty = not known here."""
+
+
+def _check_registered(request: web.Request, name: str) -> None:
+    known = request.app.get(ORCHESTRATORS) or frozenset()
+    if known and name not in known and name.lower() not in {k.lower() for k in known}:
+        raise BadRequest(
+            f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function. "
+            f"Known orchestrator functions: {', '.join(repr(k) for k in sorted(known))}."
+        )
+
+
 async def start(request: web.Request) -> web.Response:
     client = client_of(request)
     name = request.match_info["functionName"]
+    _check_registered(request, name)
     body = await json_body(request, require_json_type=False)
-    instance_id = await client.schedule_new_orchestration(
-        name, raw_input=body, instance_id=request.match_info.get("instanceId") or None
-    )
+    instance_id = request.match_info.get("instanceId") or None
+    try:
+        instance_id = await client.schedule_new_orchestration(name, raw_input=body, instance_id=instance_id)
+    except ResourceNotFoundError:  # the hub's queues or tables are missing: create them, as a host does
+        await client.create_task_hub()
+        log.warning("http.task_hub_created", extra={"task_hub": client.task_hub_name})
+        instance_id = await client.schedule_new_orchestration(name, raw_input=body, instance_id=instance_id)
     return await _maybe_wait(request, instance_id)
 
 
@@ -222,6 +241,7 @@ def create_app(
     connection_name: str = "Storage",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     rpc: bool = False,
+    orchestrators: frozenset[str] = frozenset(),
 ) -> web.Application:
     """The management API for one task hub; requests above ``max_body_bytes`` get 413."""
 
@@ -229,6 +249,7 @@ def create_app(
     app[CLIENT] = client
     app[KEY] = key
     app[CONNECTION] = connection_name
+    app[ORCHESTRATORS] = orchestrators
     bases = {BASE_PATH, BASE_PATH.replace("durabletask", "durableTask")}
     if rpc:  # the client binding's rpcBaseUrl; loopback callers need no key (the in-process client)
         bases.add(RPC_BASE_PATH)

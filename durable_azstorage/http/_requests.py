@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
+from azure.core.exceptions import ResourceNotFoundError
 
 from ..aio import TaskHubClient
 from ..client import BASE_PATH
@@ -77,12 +78,23 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         return error_response(exc.status, exc.reason)
+    except ResourceNotFoundError as exc:
+        if not _is_missing_resource(exc):
+            raise
+        client = request.app[CLIENT]
+        return error_response(404, f"task hub {client.task_hub_name} does not exist in account {client.account.label}")
     except DurableAzStorageError as exc:
         log.warning("http.request_failed", extra={"path": request.path}, exc_info=True)
         return error_response(400, str(exc))
     except Exception:
         log.exception("http.unhandled_error", extra={"path": request.path})
         return error_response(500, "Something went wrong while processing your request")
+
+
+def _is_missing_resource(exc: ResourceNotFoundError) -> bool:
+    """A table, queue or container of the hub is missing (not a missing row or blob)."""
+    code = str(getattr(exc, "error_code", "") or "")
+    return code in ("TableNotFound", "QueueNotFound", "ContainerNotFound") or "TableNotFound" in str(exc)
 
 
 RPC_BASE_PATH = "/durabletask"

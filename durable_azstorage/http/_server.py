@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from aiohttp import web
 
@@ -28,8 +29,12 @@ async def serve(
     connection_name: str = "Storage",
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     stop: asyncio.Event | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve until ``stop`` is set (or forever). Binding beyond loopback requires ``key``."""
+    """Serve until ``stop`` is set (or forever). Binding beyond loopback requires ``key``.
+
+    ``sock``: a socket already listening on ``host:port`` (the CLI binds before it touches storage).
+    """
     if not is_loopback(host) and not key:
         raise ConfigurationError(
             f"refusing to serve on {host!r} without a key: the API exposes and controls every instance; "
@@ -43,7 +48,7 @@ async def serve(
         mount_dashboard(app, client, key=key, counter=counter)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site: web.BaseSite = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
         await site.start()
         log.warning("http.serving", extra={"host": host, "port": port, "task_hub": task_hub_name})
         try:

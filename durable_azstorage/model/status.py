@@ -24,6 +24,11 @@ class OrchestrationStatus(enum.IntEnum):
     Pending = 6
     Suspended = 7
 
+    def __bool__(self) -> bool:
+        """Every status is a value: ``Running`` is 0 on the wire, but ``if status:`` must not
+        treat a running instance as missing (only ``None`` means "no status")."""
+        return True
+
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATUSES

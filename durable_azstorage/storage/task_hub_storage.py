@@ -65,7 +65,11 @@ class TaskHubStorage:
         a client must route by the same count the workers use.
         """
         probe = cls(account, TaskHubNames(task_hub_name, default_partition_count))
-        count = await probe.stored_partition_count()
+        try:
+            count = await probe.stored_partition_count()
+        except BaseException:
+            await probe.close()  # else an unreachable account leaves "Unclosed client session" noise
+            raise
         if count is None or count == default_partition_count:
             return probe
         await probe.close()

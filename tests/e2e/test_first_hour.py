@@ -1,0 +1,229 @@
+"""The first hour, as a new user meets it through the CLI and HTTP (issue 15).
+
+Statuses by name (Running is 0), one default hub, a missing hub named, inputs checked at the
+door, one-line start-up failures (taken port, unreachable endpoint, wrong key) that leave
+nothing started or held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Generator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from durabletask import task
+
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.connection import StorageAccount
+from durable_azstorage.model import OrchestrationStatus
+from durable_azstorage.settings import DEFAULT_TASK_HUB_NAME, WorkerSettings
+from durable_azstorage.worker import Worker
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+WRONG_KEY = "d3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXkgd3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXk="
+
+
+def _env(conn: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AzureWebJobsStorage", "DURABLE_TASK_HUB")}
+    if conn is not None:
+        env["AzureWebJobsStorage"] = conn
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def cli(conn: str | None, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "durable_azstorage.cli", *args],
+        capture_output=True, text=True, env=_env(conn), timeout=timeout, check=False, cwd=REPO,
+    )
+
+
+async def acli(conn: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(cli, conn, *args)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    """The failure is exactly one ``error:`` line on stderr, no traceback, no session noise."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "Unclosed" not in proc.stderr, proc.stderr
+    return errors[0]
+
+
+def wait_for_approval(ctx: task.OrchestrationContext, _: Any) -> Generator[task.Task[Any], Any, str]:
+    approved = yield ctx.wait_for_external_event("approve")
+    return f"approved by {approved}"
+
+
+@pytest.fixture
+async def worker(storage_account: StorageAccount, task_hub_name: str) -> AsyncIterator[Worker]:
+    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=0.5))
+    host = Worker(storage_account, settings)
+    host.add_orchestrator(wait_for_approval)
+    async with host:
+        yield host
+
+
+# ------------------------------------------------------------------------------ 1. statuses
+
+
+def test_running_is_not_falsy() -> None:
+    assert OrchestrationStatus.Running == 0
+    assert bool(OrchestrationStatus.Running)  # `if status:` must not mean "missing"
+
+
+async def test_running_instance_shows_running_everywhere(
+    worker: Worker, storage_connection_string: str, storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    conn, hub = storage_connection_string, task_hub_name
+    started = await acli(conn, "start-new", "--function-name", "wait_for_approval", "--id", "one",
+                         "--task-hub-name", hub)
+    assert started.returncode == 0, started.stderr
+    assert f"using task hub {hub} in storage account" in started.stderr  # says where, at start
+    async with await TaskHubClient.open(storage_account, hub) as client:
+        async def running() -> bool:
+            state = await client.get_orchestration_state("one")
+            return state is not None and state.runtime_status is OrchestrationStatus.Running
+        await eventually(running, timeout=30, message="instance Running")
+
+    table = await acli(conn, "get-instances", "--task-hub-name", hub)
+    row = next(line for line in table.stdout.splitlines() if line.startswith("one "))
+    assert "Running" in row and "?" not in row, table.stdout
+    status = await acli(conn, "get-runtime-status", "--id", "one", "--json", "--task-hub-name", hub)
+    assert json.loads(status.stdout)["runtimeStatus"] == "Running"
+    again = await acli(conn, "start-new", "--function-name", "wait_for_approval", "--id", "one",
+                       "--task-hub-name", hub)
+    assert "(status Running)" in one_line_error(again)
+    resumed = await acli(conn, "resume", "--id", "one", "--task-hub-name", hub)
+    assert "is Running; only suspended ones can be resumed" in one_line_error(resumed)
+    raised = await acli(conn, "raise-event", "--id", "one", "--event-name", "approve", "--event-data", '"ann"',
+                        "--task-hub-name", hub)
+    assert raised.returncode == 0, raised.stderr
+    waited = await acli(conn, "wait", "--id", "one", "--timeout", "30", "--task-hub-name", hub)
+    assert waited.returncode == 0, waited.stderr
+    assert "is Completed. Output: \"approved by ann\"" in waited.stdout
+
+
+# ------------------------------------------------------------------------------ 3. one hub
+
+
+def test_one_default_hub_everywhere() -> None:
+    assert WorkerSettings().task_hub_name == DEFAULT_TASK_HUB_NAME == "TestHubName"
+    for verb in ("worker", "start-new", "get-instances", "serve", "demo"):
+        text = cli(None, verb, "--help").stdout
+        assert "TestHubName" in text, (verb, text)
+    assert "DefaultTaskHub" not in cli(None, "worker", "--help").stdout
+
+
+def test_read_on_missing_hub_names_hub_and_account(storage_connection_string: str) -> None:
+    hub = "missing" + uuid.uuid4().hex[:8]
+    for args in (("get-instances",), ("get-runtime-status", "--id", "x"), ("wait", "--id", "x"),
+                 ("terminate", "--id", "x")):
+        line = one_line_error(cli(storage_connection_string, *args, "--task-hub-name", hub))
+        assert f"task hub {hub} does not exist in account devstoreaccount1" in line, line
+
+
+def test_start_into_unserved_hub_says_so(storage_connection_string: str) -> None:
+    hub = "fresh" + uuid.uuid4().hex[:8]
+    proc = cli(storage_connection_string, "start-new", "--function-name", "hello", "--task-hub-name", hub)
+    assert proc.returncode == 0, proc.stderr
+    assert f"created task hub {hub}" in proc.stderr
+    assert f"no worker has ever served task hub {hub}" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ 7. inputs
+
+
+def test_inputs_checked_at_the_door(storage_connection_string: str, task_hub_name: str, tmp_path: Path) -> None:
+    conn, hub = storage_connection_string, task_hub_name
+    bad = one_line_error(cli(conn, "start-new", "--function-name", "f", "--input", "hello", "--task-hub-name", hub))
+    assert "--input" in bad and "not valid JSON" in bad and "--raw-input" in bad
+    missing = one_line_error(cli(conn, "start-new", "--function-name", "f", "--input", "@nope.json",
+                                 "--task-hub-name", hub))
+    assert "cannot read nope.json" in missing
+    raw = cli(conn, "start-new", "--function-name", "f", "--id", "r", "--input", "hello", "--raw-input",
+              "--task-hub-name", hub, "--json")
+    assert raw.returncode == 0, raw.stderr
+    (tmp_path / "in.json").write_text('{"a": [1, 2]}')
+    from_file = cli(conn, "start-new", "--function-name", "f", "--id", "file", "--input", f"@{tmp_path / 'in.json'}",
+                    "--task-hub-name", hub)
+    assert from_file.returncode == 0, from_file.stderr
+    status = json.loads(cli(conn, "get-runtime-status", "--id", "r", "--show-input", "--json",
+                            "--task-hub-name", hub).stdout)
+    assert status["input"] == "hello"
+    created = status["createdTime"]  # the CLI's own format, ...Z
+    assert created.endswith("Z")
+    since = json.loads(cli(conn, "get-instances", "--created-after", "2000-01-01T00:00:00Z", "--created-before",
+                           "2999-01-01T00:00:00Z", "--all-pages", "--json", "--task-hub-name", hub).stdout)
+    assert {i["instanceId"] for i in since["instances"]} == {"r", "file"}
+    bad_date = one_line_error(cli(conn, "get-instances", "--created-after", "yesterday", "--task-hub-name", hub))
+    assert "is not a date/time" in bad_date
+
+
+def test_wait_errors_are_one_line_exit_2(storage_connection_string: str, task_hub_name: str) -> None:
+    conn, hub = storage_connection_string, task_hub_name
+    cli(conn, "start-new", "--function-name", "nobody_runs_me", "--id", "p", "--task-hub-name", hub)
+    timed_out = one_line_error(cli(conn, "wait", "--id", "p", "--timeout", "0.5", "--task-hub-name", hub))
+    assert "did not finish within 0.5s (it is Pending)" in timed_out
+    usage = one_line_error(cli(conn, "wait", "--task-hub-name", hub))
+    assert "Missing option '--id'" in usage and "--help" in usage
+    negative = one_line_error(cli(conn, "wait", "--id", "p", "--timeout", "-1", "--task-hub-name", hub))
+    assert "--timeout" in negative
+
+
+# ------------------------------------------------------------------------------ 5. start-up
+
+
+def test_taken_port_is_one_line_and_nothing_started(storage_connection_string: str, task_hub_name: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        app = REPO / "tests" / "integration" / "functions_apps"
+        apps = sorted(p for p in app.iterdir() if (p / "host.json").exists()) if app.is_dir() else []
+        target = str(apps[0]) if apps else str(REPO / "examples" / "functions_app")
+        for args in (("run", target, "--port", str(port), "--task-hub-name", task_hub_name),
+                     ("serve", "--port", str(port), "--task-hub-name", task_hub_name)):
+            started = time.monotonic()
+            line = one_line_error(cli(storage_connection_string, *args))
+            assert f"port {port} is in use; pass --port" in line, line
+            assert time.monotonic() - started < 30
+    # Nothing was started: the hub was not even created, so no lease can be held.
+    gone = cli(storage_connection_string, "get-instances", "--task-hub-name", task_hub_name)
+    assert "does not exist" in one_line_error(gone)
+
+
+def test_unreachable_endpoint_retries_with_progress_then_one_line() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed below: nothing listens there any more
+    conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={WRONG_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{port}/"
+            f"devstoreaccount1;TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+    started = time.monotonic()
+    proc = cli(conn, "get-instances")
+    elapsed = time.monotonic() - started
+    line = one_line_error(proc)
+    assert f"cannot reach table endpoint http://127.0.0.1:{port}" in line and "after 8 attempts" in line
+    assert "durable-azstorage azurite" in line
+    assert "retrying (3/7)" in proc.stderr  # progress while it retries
+    assert elapsed < 40, elapsed
+
+
+def test_wrong_account_key_says_it_is_the_key(storage_connection_string: str) -> None:
+    parts = dict(p.split("=", 1) for p in storage_connection_string.rstrip(";").split(";"))
+    parts["AccountKey"] = WRONG_KEY
+    wrong = ";".join(f"{k}={v}" for k, v in parts.items())
+    line = one_line_error(cli(wrong, "get-instances"))
+    assert "refused our credentials" in line and "AccountKey" in line, line
