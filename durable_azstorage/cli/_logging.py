@@ -12,9 +12,9 @@ import logging
 import sys
 from typing import Any
 
-__all__ = ["HOST_LOGGER", "configure_logging"]
+from ..runtimes.execution_log import HOST_LOGGER
 
-HOST_LOGGER = "durable_azstorage.host"
+__all__ = ["configure_logging"]
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
 
 
@@ -38,8 +38,8 @@ class _HostFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
-        if record.name.startswith(HOST_LOGGER):
-            return f"[{stamp}.{int(record.msecs):03d}Z] {record.getMessage()}"
+        if record.name.startswith(HOST_LOGGER) or (record.levelno == logging.INFO and record.name == "root"):
+            return f"[{stamp}.{int(record.msecs):03d}Z] {record.getMessage()}"  # as func start shows them
         text = f"[{stamp}.{int(record.msecs):03d}Z] {record.levelname} {record.name}: {record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)

@@ -103,7 +103,7 @@ def _is_local(endpoint: str) -> bool:
 def _reason(exc: BaseException) -> str:
     text = str(getattr(exc, "message", None) or exc).splitlines()[0]
     lowered = text.lower()
-    if "refused" in lowered:
+    if "refused" in lowered or "connect call failed" in lowered:
         return "connection refused"
     if "name or service not known" in lowered or "nodename nor servname" in lowered or "getaddrinfo" in lowered:
         return "the host name does not resolve"

@@ -79,6 +79,10 @@ class TaskHubClient(SyncEntityClientMixin):
         return self._client.storage
 
     @property
+    def account(self) -> StorageAccount:
+        return self._client.account
+
+    @property
     def aio(self) -> AsyncTaskHubClient:
         """The async client behind this one (only usable on its private loop)."""
         return self._client

@@ -118,14 +118,16 @@ class Worker:
         return self._hub
 
     def _runtimes(self) -> tuple[OrchestrationRuntime, ActivityRuntime]:
-        if self._orchestration_runtime is not None and self._activity_runtime is not None:
-            return self._orchestration_runtime, self._activity_runtime
-        from ..runtimes.durabletask import DurableTaskActivityRuntime, DurableTaskOrchestrationRuntime
+        """The runtimes, wrapped so each execution is told on the ``durable_azstorage.host`` logger."""
+        from ..runtimes.execution_log import LoggedActivityRuntime, LoggedOrchestrationRuntime
 
-        return (
-            self._orchestration_runtime or DurableTaskOrchestrationRuntime(self.registry),
-            self._activity_runtime or DurableTaskActivityRuntime(self.registry),
-        )
+        orchestrations, activities = self._orchestration_runtime, self._activity_runtime
+        if orchestrations is None or activities is None:
+            from ..runtimes.durabletask import DurableTaskActivityRuntime, DurableTaskOrchestrationRuntime
+
+            orchestrations = orchestrations or DurableTaskOrchestrationRuntime(self.registry)
+            activities = activities or DurableTaskActivityRuntime(self.registry)
+        return LoggedOrchestrationRuntime(orchestrations), LoggedActivityRuntime(activities)
 
     async def start(self) -> None:
         settings = self.settings

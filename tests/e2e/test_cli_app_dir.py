@@ -114,7 +114,8 @@ async def test_wait_reports_the_outcome(
         timed_out = await asyncio.to_thread(
             _cli, "wait", "--id", stuck, "--timeout", "0.5", "--task-hub-name", task_hub_name, env=env
         )
-        assert timed_out.returncode == 1 and "did not complete within 0.5 s" in timed_out.stderr, timed_out.stderr
+        # A timeout is an error like any other (one line, exit 2); exit 1 means "finished, not Completed".
+        assert timed_out.returncode == 2 and "did not finish within 0.5s" in timed_out.stderr, timed_out.stderr
 
         missing = await asyncio.to_thread(
             _cli, "wait", "--id", "nope", "--task-hub-name", task_hub_name, env=env

@@ -227,3 +227,150 @@ def test_wrong_account_key_says_it_is_the_key(storage_connection_string: str) ->
     wrong = ";".join(f"{k}={v}" for k, v in parts.items())
     line = one_line_error(cli(wrong, "get-instances"))
     assert "refused our credentials" in line and "AccountKey" in line, line
+
+
+# ------------------------------------------------------------------------------ 6. host story
+
+APP_SOURCE = '''
+import logging
+
+import azure.durable_functions as df
+import azure.functions as func
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.orchestration_trigger(context_name="context")
+def greet(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("say", context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
+def explode(context: df.DurableOrchestrationContext):
+    raise ValueError("boom")
+
+
+@app.activity_trigger(input_name="name")
+def say(name: str) -> str:
+    logging.info("app says hi to %s", name)
+    return f"hi {name}"
+'''
+
+
+class HostProcess:
+    """``durable-azstorage <args>`` with stderr read line by line (to learn the port, then the story)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, conn: str, *args: str) -> HostProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "durable_azstorage.cli", *args, env=_env(conn), cwd=REPO,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(proc)
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip())
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    async def url(self, marker: str) -> str:
+        async def found() -> str | None:
+            if self.proc.returncode is not None:
+                raise AssertionError(f"exited {self.proc.returncode}:\n{self.text()}")
+            line = next((x for x in self.lines if marker in x), None)
+            return line.split(marker, 1)[1].split()[0] if line else None
+        return await eventually(found, timeout=60, interval=0.1, message=f"{marker!r} printed")
+
+    async def stop(self) -> int:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        code = await asyncio.wait_for(self.proc.wait(), 30)
+        await self._reader
+        return code
+
+
+async def _finished(http: Any, url: str) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        async with http.get(url) as response:
+            body: dict[str, Any] = await response.json()
+            return body if body["runtimeStatus"] in ("Completed", "Failed") else None
+    return await eventually(done, timeout=60, interval=0.2, message="orchestration finished")
+
+
+async def test_run_tells_what_happens_and_refuses_unknown_orchestrators(
+    storage_connection_string: str, task_hub_name: str, tmp_path: Path
+) -> None:
+    import aiohttp
+
+    (tmp_path / "function_app.py").write_text(APP_SOURCE)
+    (tmp_path / "host.json").write_text('{"version": "2.0", "extensions": {"durableTask": {"storageProvider": '
+                                         '{"maxQueuePollingInterval": "00:00:01"}}}}')
+    host = await HostProcess.start(storage_connection_string, "run", str(tmp_path), "--port", "0",
+                                   "--task-hub-name", task_hub_name)
+    try:
+        api = await host.url("Management API: ")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            async with http.post(f"{api}/orchestrators/nope") as response:
+                assert response.status == 400
+                message = (await response.json())["Message"]
+                assert "'nope' doesn't exist" in message and "'explode', 'greet'" in message, message
+            async with http.post(f"{api}/orchestrators/greet", json="Ann") as response:
+                assert response.status == 202, await response.text()
+                greet = await response.json()
+            async with http.post(f"{api}/orchestrators/explode") as response:
+                explode = await response.json()
+            assert (await _finished(http, greet["statusQueryGetUri"]))["output"] == "hi Ann"
+            assert (await _finished(http, explode["statusQueryGetUri"]))["runtimeStatus"] == "Failed"
+
+        def told() -> bool:
+            text = host.text()
+            return "Orchestration 'greet' completed" in text and "Orchestration 'explode' failed" in text
+        await eventually(told, timeout=30, message="completion lines")
+    finally:
+        code = await host.stop()
+    text = host.text()
+    assert code == 0, text
+    assert f"Functions host on task hub {task_hub_name} in storage account devstoreaccount1" in text
+    assert f"Orchestration 'greet' started (instance {greet['id']})" in text
+    assert "Executing 'Functions.greet' (Reason='OrchestrationTrigger" in text
+    assert f"Executing 'Functions.say' (Reason='Activity scheduled by instance {greet['id']}', Id=" in text
+    assert "Executed 'Functions.say' (Succeeded, Id=" in text and "Duration=" in text
+    assert f"Orchestration 'greet' completed (instance {greet['id']})" in text
+    assert f"Orchestration 'explode' failed (instance {explode['id']})" in text and "boom" in text
+    assert "app says hi to Ann" in text  # the app's own logging, at INFO
+    assert "Traceback" not in text and "Unclosed" not in text, text
+
+
+async def test_serve_creates_a_missing_hub(storage_connection_string: str, task_hub_name: str) -> None:
+    import aiohttp
+
+    host = await HostProcess.start(storage_connection_string, "serve", "--port", "0", "--task-hub-name",
+                                   task_hub_name)
+    try:
+        api = await host.url(f"serving {task_hub_name} on ")
+        assert f"created task hub {task_hub_name}" in host.text()
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http,
+            http.post(f"{api}/orchestrators/anything") as response,
+        ):
+            assert response.status == 202, await response.text()
+    finally:
+        assert await host.stop() == 0, host.text()
+
+
+def test_verbose_shows_fields_and_quiet_shows_nothing(storage_connection_string: str, task_hub_name: str) -> None:
+    conn, hub = storage_connection_string, task_hub_name
+    loud = cli(conn, "-v", "start-new", "--function-name", "f", "--id", "v1", "--task-hub-name", hub)
+    assert loud.returncode == 0, loud.stderr
+    assert "client.orchestration_scheduled" in loud.stderr and "instance_id=v1" in loud.stderr, loud.stderr
+    quiet = cli(conn, "-q", "start-new", "--function-name", "f", "--id", "q1", "--task-hub-name", hub)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert "Instance ID: 'q1'" in quiet.stdout
