@@ -180,6 +180,12 @@ class StorageAccount:
         )
 
     @property
+    def is_local(self) -> bool:
+        """Every endpoint is on this machine (Azurite, the storage emulator)."""
+        hosts = {urlsplit(e).hostname or "" for e in (self.blob_endpoint, self.queue_endpoint, self.table_endpoint)}
+        return all(h in ("localhost", "::1") or h.startswith("127.") for h in hosts)
+
+    @property
     def label(self) -> str:
         """``devstoreaccount1 (http://127.0.0.1:10002/devstoreaccount1)``: for messages that name the account."""
         name = self.account_name or urlsplit(self.table_endpoint).hostname or "?"

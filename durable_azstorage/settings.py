@@ -17,7 +17,14 @@ from .app_files import ci_value
 from .codec.names import DEFAULT_PARTITION_COUNT, validate_partition_count, validate_task_hub_name
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULT_TASK_HUB_NAME", "WorkerSettings"]
+__all__ = ["DEFAULT_TASK_HUB_NAME", "LOCAL_MAX_QUEUE_POLLING_INTERVAL", "WorkerSettings"]
+
+LOCAL_MAX_QUEUE_POLLING_INTERVAL = timedelta(seconds=2)
+"""The polling ceiling when the account is a local emulator and nothing else is configured.
+
+Azurite transactions cost nothing, and on a laptop a new instance started from another process
+should begin in about a second, not up to DTAS's 30 s (docs/performance.md, "Idle cost vs start
+latency", has the measured trade-off). Real accounts keep the 30 s default."""
 
 DEFAULT_TASK_HUB_NAME = "TestHubName"
 """The one default task hub of the worker, every CLI verb, ``run``, ``serve`` and the demo.
@@ -109,8 +116,14 @@ class WorkerSettings:
         return replace(self, **changes)
 
     @classmethod
-    def from_host_json(cls, host_json: Mapping[str, Any], **overrides: Any) -> WorkerSettings:
-        """Read ``extensions.durableTask`` of a Functions host.json (v2 names, case-insensitive)."""
+    def from_host_json(
+        cls, host_json: Mapping[str, Any], *, local_account: bool = False, **overrides: Any
+    ) -> WorkerSettings:
+        """Read ``extensions.durableTask`` of a Functions host.json (v2 names, case-insensitive).
+
+        ``local_account``: the account is an emulator; an unset polling ceiling becomes
+        :data:`LOCAL_MAX_QUEUE_POLLING_INTERVAL`.
+        """
         section = _ci(_ci(host_json, "extensions"), "durableTask")
         storage = _ci(section, "storageProvider")
         values: dict[str, Any] = {}
@@ -148,6 +161,8 @@ class WorkerSettings:
             if raw is not None:
                 values[attr] = int(raw)
         values.update(overrides)
+        if local_account:
+            values.setdefault("max_queue_polling_interval", LOCAL_MAX_QUEUE_POLLING_INTERVAL)
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:

@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+from ._common import DEFAULT_HUB, run_async
+from ._startup import announce, bind_port, check_storage
+
 __all__ = ["sidecar"]
 
 
@@ -24,7 +27,7 @@ __all__ = ["sidecar"]
 @click.option(
     "--connection", envvar="AzureWebJobsStorage", help="Storage connection string (default: AzureWebJobsStorage)."
 )
-@click.option("--task-hub-name", envvar="DURABLE_TASK_HUB", default="DefaultTaskHub", show_default=True,
+@click.option("--task-hub-name", envvar="DURABLE_TASK_HUB", default=DEFAULT_HUB, show_default=True,
               help="The same default as `worker`, so both serve one hub side by side.")
 @click.option("--partition-count", type=click.IntRange(1, 16), default=4, show_default=True)
 @click.option("--worker-id", help="Identity in the Partitions table (default: host:pid).")
@@ -83,6 +86,10 @@ def sidecar(
     if worker_id:
         overrides["worker_id"] = worker_id
     account = StorageAccount.from_connection_string(connection) if connection else StorageAccount.from_settings()
+    if port:  # a taken port is one line before any worker starts (gRPC binds it again just below)
+        bind_port(bind, port).close()
+    announce(task_hub_name, account, "sidecar on")
+    run_async(check_storage(account, task_hub_name))
     dashboard = None
     if dashboard_port is not None:
         from ..dashboard import counted_account, serve_dashboard

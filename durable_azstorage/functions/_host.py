@@ -86,7 +86,8 @@ class FunctionsHost:
             overrides["task_hub_name"] = task_hub_name
         elif "task_hub_name" not in overrides:
             overrides["task_hub_name"] = self._files.task_hub_name() or DEFAULT_TASK_HUB_NAME
-        self.settings = WorkerSettings.from_host_json(self._files.host_json, **overrides)
+        local = account.is_local
+        self.settings = WorkerSettings.from_host_json(self._files.host_json, local_account=local, **overrides)
         self.route_prefix = self._files.route_prefix()
         self.worker = Worker(
             account,

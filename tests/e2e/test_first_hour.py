@@ -374,3 +374,124 @@ def test_verbose_shows_fields_and_quiet_shows_nothing(storage_connection_string:
     quiet = cli(conn, "-q", "start-new", "--function-name", "f", "--id", "q1", "--task-hub-name", hub)
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     assert "Instance ID: 'q1'" in quiet.stdout
+
+
+# ------------------------------------------------------------------------------ 8. idle start
+
+
+def test_local_emulator_gets_a_short_polling_ceiling(storage_connection_string: str) -> None:
+    from durable_azstorage.settings import LOCAL_MAX_QUEUE_POLLING_INTERVAL
+
+    local = StorageAccount.from_connection_string("UseDevelopmentStorage=true")
+    remote = StorageAccount.from_connection_string(
+        f"DefaultEndpointsProtocol=https;AccountName=someaccount;AccountKey={WRONG_KEY};EndpointSuffix=core.windows.net")
+    assert local.is_local and not remote.is_local
+    assert WorkerSettings.from_host_json({}, local_account=True).max_queue_polling_interval == \
+        LOCAL_MAX_QUEUE_POLLING_INTERVAL
+    assert WorkerSettings.from_host_json({}).max_queue_polling_interval == timedelta(seconds=30)
+    configured = {"extensions": {"durableTask": {"storageProvider": {"maxQueuePollingInterval": "00:00:07"}}}}
+    assert WorkerSettings.from_host_json(configured, local_account=True).max_queue_polling_interval == \
+        timedelta(seconds=7)
+
+
+async def test_idle_worker_starts_work_from_another_process_promptly(
+    storage_connection_string: str, task_hub_name: str
+) -> None:
+    """``worker`` on Azurite says its idle ceiling (2 s) and picks up a CLI start-new after idling."""
+    host = await HostProcess.start(storage_connection_string, "worker", "--app", "tests.e2e.apps:register",
+                                   "--task-hub-name", task_hub_name)
+    try:
+        await host.url("polls at most every ")
+        assert "polls at most every 2s when idle" in host.text()
+        started = await acli(storage_connection_string, "start-new", "--function-name", "hello_sequence", "--id",
+                             "idle1", "--task-hub-name", task_hub_name)
+        assert started.returncode == 0, started.stderr
+        waited = await acli(storage_connection_string, "wait", "--id", "idle1", "--timeout", "60",
+                            "--task-hub-name", task_hub_name)
+        assert waited.returncode == 0 and "is Completed" in waited.stdout, (waited.stdout, waited.stderr)
+    finally:
+        assert await host.stop() == 0, host.text()
+
+
+# ------------------------------------------------------------------------------ 4. azurite
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class EmulatorProcess:
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "durable_azstorage.cli", "azurite", "--in-memory", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(None), cwd=REPO,
+        )
+        self.out: list[str] = []
+
+    def read_until(self, marker: str) -> str:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.out.append(line.rstrip())
+            if marker in line:
+                return line.strip()
+        errors = self.proc.stderr.read() if self.proc.stderr else ""
+        raise AssertionError(f"no {marker!r}; stdout {self.out}; stderr {errors}")
+
+
+def test_azurite_auto_ports_print_the_export_line_and_die_with_the_cli() -> None:
+    emulator = EmulatorProcess("--ports", "auto")
+    try:
+        export = emulator.read_until("export AzureWebJobsStorage=")
+        assert "BlobEndpoint=http://127.0.0.1:" in export and "AccountName=devstoreaccount1" in export
+        node = _children(emulator.proc.pid)
+        assert node, "the emulator runs as a child process"
+    finally:
+        emulator.proc.kill()  # SIGKILL: no chance to clean up
+        emulator.proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in node):
+        assert time.monotonic() < deadline, f"node process {node} outlived a SIGKILLed CLI"
+        time.sleep(0.1)
+
+
+def test_azurite_standard_ports_or_a_clear_message() -> None:
+    from durable_azstorage.azurite import STANDARD_PORTS, ports_in_use
+
+    if ports_in_use("127.0.0.1", STANDARD_PORTS):  # someone runs an emulator here: we must say so
+        line = one_line_error(cli(None, "azurite", "--in-memory"))
+        assert "in use" in line and "UseDevelopmentStorage=true" in line and "--ports auto" in line
+        return
+    emulator = EmulatorProcess()
+    try:
+        assert emulator.read_until("export ") == "export AzureWebJobsStorage=UseDevelopmentStorage=true"
+        assert "blob http://127.0.0.1:10000" in emulator.out[0], emulator.out
+        second = one_line_error(cli(None, "azurite", "--in-memory"))  # the ports are ours now
+        assert "ports 10000, 10001, 10002 on 127.0.0.1 are in use" in second and "--ports auto" in second
+    finally:
+        emulator.proc.terminate()
+        assert emulator.proc.wait(timeout=20) == 0
+
+
+def test_azurite_taken_explicit_port_is_one_line() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        line = one_line_error(cli(None, "azurite", "--in-memory", "--ports", f"{port},0,0"))
+    assert f"port {port} on 127.0.0.1 is in use" in line and "--ports" in line
+    assert "use standard, auto or BLOB,QUEUE,TABLE" in one_line_error(cli(None, "azurite", "--ports", "x"))
