@@ -19,16 +19,28 @@ setup() {
 import sys
 sys.exit(0 if sys.version_info >= (3, 10) else 1)
 PY
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  local started=$SECONDS
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "first run: creating the virtualenv $VENV (the first run takes a few minutes; later runs start at once)"
+    "$PYTHON" -m venv "$VENV"
+  fi
   local stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
+    say "installing durable_azstorage into $VENV with its extras [dev,functions]: the Azure Storage SDKs," \
+        "durabletask, azure-functions(-durable), aiohttp, grpcio, click, rich; ruff, mypy, pytest, playwright (pip)"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev,functions,browser]"
     rm -f "$VENV"/.installed-*
     touch "$stamp"
   fi
   # Installs the Azurite pinned by durable_azstorage/_azurite/package-lock.json (npm ci, once).
-  "$VENV/bin/durable-azstorage" azurite --install-only
+  if ! "$VENV/bin/durable-azstorage" -q azurite --install-only --check >/dev/null 2>&1; then
+    say "installing the storage emulator Azurite (npm ci of the pinned lockfile into ~/.cache/durable-azstorage, ~30 s)"
+  fi
+  "$VENV/bin/durable-azstorage" -q azurite --install-only >/dev/null
+  if [ $((SECONDS - started)) -gt 5 ]; then
+    say "set-up done in $((SECONDS - started)) s"
+  fi
 }
 
 # The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
@@ -56,6 +68,8 @@ deploy_tools() {
     touch "$tools/.installed"
   fi
 }
+
+say() { echo "dev.sh: $*" >&2; }
 
 cmd="${1:-}"
 [ $# -gt 0 ] && shift

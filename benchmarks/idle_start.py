@@ -2,9 +2,10 @@
 
 For each polling ceiling (``maxQueuePollingInterval``): start a worker on a fresh hub, let it go
 idle until its back-off has reached the ceiling, count the storage transactions it makes over a
-window (extrapolated to an hour), then start instances one at a time from a *separate* client (its
-own storage clients, so no in-process wake-up helps) after the worker has been idle again, and
-measure start-to-completed latency of a no-op orchestration. Azurite unless ``--connection-string``.
+window (extrapolated to an hour), then have a *child process* start instances one at a time, each
+after the worker has been idle again, and time start-to-completed of a no-op orchestration there
+(the child polls the Instances row every 50 ms; nothing in the worker's process knows of the start).
+Azurite unless ``--connection-string``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Generator, Iterator
@@ -24,6 +26,7 @@ from durabletask import task
 from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.metrics import TransactionCounter
+from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.settings import WorkerSettings
 from durable_azstorage.worker import Worker
 
@@ -61,15 +64,7 @@ async def _measure(conn: str, ceiling: float, window: float, starts: int) -> dic
         counter.reset()
         await asyncio.sleep(window)
         idle_per_hour = counter.total * 3600 / window
-        latencies = []
-        client_account = StorageAccount.from_connection_string(conn)
-        async with await TaskHubClient.open(client_account, hub) as client:
-            for _ in range(starts):
-                await asyncio.sleep(settle)  # idle again: the worker is at its ceiling
-                began = time.perf_counter()
-                instance_id = await client.schedule_new_orchestration("noop", input=1)
-                await client.wait_for_completion(instance_id, timeout=ceiling * 3 + 30)
-                latencies.append(time.perf_counter() - began)
+        latencies = await _starts_from_another_process(conn, hub, starts, settle)
     return {
         "ceiling_s": ceiling,
         "idle_tx_per_hour": idle_per_hour,
@@ -78,13 +73,53 @@ async def _measure(conn: str, ceiling: float, window: float, starts: int) -> dic
     }
 
 
+async def _starts_from_another_process(conn: str, hub: str, starts: int, settle: float) -> list[float]:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.idle_start", "--child", hub, "--connection-string", conn,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    latencies = []
+    try:
+        await child.stdout.readline()  # "ready": imported and connected
+        for _ in range(starts):
+            await asyncio.sleep(settle)  # idle again: the worker is at its ceiling
+            child.stdin.write(b"go\n")
+            await child.stdin.drain()
+            latencies.append(float((await child.stdout.readline()).decode()))
+    finally:
+        child.stdin.close()
+        await child.wait()
+    return latencies
+
+
+async def _child(conn: str, hub: str) -> None:
+    """Start a no-op orchestration per line on stdin; print start-to-completed seconds."""
+    async with await TaskHubClient.open(StorageAccount.from_connection_string(conn), hub) as client:
+        print("ready", flush=True)
+        loop = asyncio.get_running_loop()
+        while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "go":
+            began = time.perf_counter()
+            instance_id = await client.schedule_new_orchestration("noop", input=1)
+            for _ in range(20 * 300):
+                state = await client.get_orchestration_state(instance_id, fetch_payloads=False)
+                if state is not None and state.runtime_status is OrchestrationStatus.Completed:
+                    break
+                await asyncio.sleep(0.05)
+            print(f"{time.perf_counter() - began:.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ceilings", default="30,10,5,2,1", help="Seconds, comma-separated.")
     parser.add_argument("--window", type=float, default=60.0, help="Idle seconds counted per ceiling.")
     parser.add_argument("--starts", type=int, default=5, help="Instances started per ceiling.")
     parser.add_argument("--connection-string")
+    parser.add_argument("--child", metavar="HUB", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        asyncio.run(_child(args.connection_string, args.child))
+        return
     with _storage(args.connection_string) as conn:
         print("| ceiling (s) | idle transactions / hour | start → completed p50 (s) | max (s) |")
         print("|---:|---:|---:|---:|")

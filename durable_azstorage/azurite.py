@@ -36,6 +36,7 @@ __all__ = [
     "Azurite",
     "AzuriteEndpoints",
     "STANDARD_PORTS",
+    "azurite_installed",
     "ensure_azurite_installed",
     "ports_in_use",
 ]
@@ -84,6 +85,16 @@ def _lock_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+def _install_target() -> Path:
+    return _cache_root() / f"azurite-{AZURITE_VERSION}-{_lock_hash()}"
+
+
+def azurite_installed() -> bool:
+    """The pinned Azurite (or ``AZURITE_BIN``) is there: starting it needs no download."""
+    override = os.environ.get("AZURITE_BIN")
+    return Path(override).exists() if override else (_install_target() / "node_modules" / ".bin" / "azurite").exists()
+
+
 def ensure_azurite_installed(*, quiet: bool = True) -> Path:
     """Return the path of the pinned ``azurite`` binary, running ``npm ci`` once if needed.
 
@@ -94,7 +105,7 @@ def ensure_azurite_installed(*, quiet: bool = True) -> Path:
     override = os.environ.get("AZURITE_BIN")
     if override:
         return Path(override)
-    target = _cache_root() / f"azurite-{AZURITE_VERSION}-{_lock_hash()}"
+    target = _install_target()
     binary = target / "node_modules" / ".bin" / "azurite"
     if binary.exists():
         return binary

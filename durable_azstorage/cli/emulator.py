@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import shlex
 import signal
+import sys
 import threading
 from pathlib import Path
 
 import click
 
-from ..azurite import STANDARD_PORTS, Azurite, ensure_azurite_installed, ports_in_use
+from ..azurite import STANDARD_PORTS, Azurite, azurite_installed, ensure_azurite_installed, ports_in_use
 from ..errors import ConfigurationError
 
 __all__ = ["DEFAULT_DATA_DIR", "azurite"]
@@ -39,6 +40,7 @@ def _ports(text: str) -> tuple[int, int, int]:
 
 @click.command()
 @click.option("--install-only", is_flag=True, help="Install the pinned Azurite (npm ci) and exit.")
+@click.option("--check", is_flag=True, help="With --install-only: exit 1 if not installed yet; install nothing.")
 @click.option(
     "--location",
     type=click.Path(file_okay=False, path_type=Path),
@@ -50,9 +52,11 @@ def _ports(text: str) -> tuple[int, int, int]:
 @click.option("--ports", "ports_text", default="standard", show_default=True,
               help="standard (10000-10002, UseDevelopmentStorage=true), auto (free ports), or BLOB,QUEUE,TABLE.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-def azurite(install_only: bool, location: Path, in_memory: bool, ports_text: str, host: str) -> None:
+def azurite(install_only: bool, check: bool, location: Path, in_memory: bool, ports_text: str, host: str) -> None:
     """Start the local storage emulator and print the AzureWebJobsStorage line to export."""
     ports = _ports(ports_text)
+    if install_only and check:
+        sys.exit(0 if azurite_installed() else 1)
     binary = ensure_azurite_installed()
     if install_only:
         click.echo(f"Azurite ready: {binary}")
