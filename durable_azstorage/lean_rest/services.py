@@ -62,7 +62,10 @@ class LeanQueueServiceClient(QueueServiceClient):
     _rest: RestTransport
 
     def get_queue_client(self, queue: Any, **kwargs: Any) -> QueueClient:
-        return LeanQueueClient.adopt(super().get_queue_client(queue, **kwargs), self._rest)
+        client = super().get_queue_client(queue, **kwargs)
+        if kwargs.get("message_encode_policy") or kwargs.get("message_decode_policy") or self.require_encryption:
+            return client  # encoded or encrypted messages: the SDK's policies do it
+        return LeanQueueClient.adopt(client, self._rest)
 
     async def close(self) -> None:
         await self._rest.close()
