@@ -10,7 +10,14 @@ Contract of :func:`commit_checkpoint`, which mirrors DTAS
 2. **Append the new history events** in entity-group batches of at most 99 rows plus the sentinel
    row, guarded by the sentinel's eTag (``If-Match``; ``Insert`` when the instance is new). Oversized
    columns go to blobs first.
-3. **Merge the Instances row** built from the new events (status, output, custom status, times).
+3. **Merge the Instances row** built from the new events (status, output, custom status, times) —
+   unless the merge would change nothing but ``LastUpdatedTime`` and the caller wrote the row for
+   this execution less than :data:`INSTANCE_ROW_REFRESH` ago (``instance_row_written_at``): an
+   intermediate episode of a running orchestration (an activity result in, the next activity out)
+   with an unchanged custom status. Readers then see ``LastUpdatedTime`` up to that long behind
+   the last episode; status, output, custom status, input and times of creation and completion
+   are always written. See docs/performance.md ("Fewer Instances writes") for why that is safe
+   for the status API, monitoring tools and a .NET worker sharing the hub.
 
 It returns the sentinel's new eTag and the names of the blobs it offloaded. The caller deletes (or
 abandons) the inbound messages only after it returns: that is step 4, and the reason a crash at any
@@ -28,10 +35,11 @@ them like a crash of the episode.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..codec import instance_codec
 from ..codec.queue_codec import MessageData
@@ -40,7 +48,9 @@ from .history_store import OffloadedProperty
 from .queues import next_sequence_number
 from .task_hub_storage import TaskHubStorage
 
-__all__ = ["Checkpoint", "CheckpointResult", "commit_checkpoint"]
+__all__ = ["INSTANCE_ROW_REFRESH", "Checkpoint", "CheckpointResult", "commit_checkpoint"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,19 +71,44 @@ class Checkpoint:
     custom_status: str | None = None
     keep_custom_status: bool = False
     """True when no user code ran: leave the column as the last episode set it."""
+    instance_row_written_at: datetime | None = None
+    """When the caller last wrote the Instances row of this execution; None: unknown (always merge)."""
+    instance_row_custom_status: str | None = None
+    """The ``CustomStatus`` column value the caller last wrote (compared before skipping a merge)."""
 
 
 @dataclass
 class CheckpointResult:
     etag: str | None
     offloaded_blob_names: list[str] = field(default_factory=list)
+    instance_row_written: bool = False
+    """Whether step 3 merged the Instances row (False when there were no new events or it was skipped)."""
+    instance_row_custom_status: str | None = None
+    """The ``CustomStatus`` value the row holds after this checkpoint, as far as this writer knows."""
+
+
+INSTANCE_ROW_REFRESH = timedelta(seconds=30)
+"""Longest a running instance's ``LastUpdatedTime`` may lag behind its last episode."""
+_TOUCH_ONLY_COLUMNS = frozenset(
+    {"PartitionKey", "RowKey", "ExecutionId", "LastUpdatedTime", "TaskHubName", "CustomStatus"}
+)
+
+
+def _merge_changes_nothing_visible(row: dict[str, object], checkpoint: Checkpoint) -> bool:
+    """True when the merge would only move ``LastUpdatedTime`` of a row written recently."""
+    written_at = checkpoint.instance_row_written_at
+    if written_at is None or checkpoint.now - written_at >= INSTANCE_ROW_REFRESH:
+        return False
+    if not _TOUCH_ONLY_COLUMNS.issuperset(row):
+        return False
+    return "CustomStatus" not in row or row["CustomStatus"] == checkpoint.instance_row_custom_status
 
 
 async def commit_checkpoint(hub: TaskHubStorage, checkpoint: Checkpoint) -> CheckpointResult:
     """Steps 1 to 3 of the contract above; the caller settles the inbound messages afterwards."""
     await _send_outbound(hub, checkpoint)
     if not checkpoint.new_events:
-        return CheckpointResult(etag=checkpoint.etag)
+        return CheckpointResult(etag=checkpoint.etag, instance_row_custom_status=checkpoint.instance_row_custom_status)
     offloaded: list[OffloadedProperty] = []
     etag = await hub.history.checkpoint(
         checkpoint.instance_id,
@@ -94,9 +129,14 @@ async def commit_checkpoint(hub: TaskHubStorage, checkpoint: Checkpoint) -> Chec
     )
     if checkpoint.keep_custom_status:
         row.pop("CustomStatus", None)
+    blob_names = [o.blob_name for o in offloaded]
+    custom_status = row.get("CustomStatus", checkpoint.instance_row_custom_status)
+    if _merge_changes_nothing_visible(row, checkpoint):
+        log.debug("checkpoint.instance_merge_skipped", extra={"instance_id": checkpoint.instance_id})
+        return CheckpointResult(etag, blob_names, instance_row_written=False, instance_row_custom_status=custom_status)
     # Large Input/Output point at the blob the history row just got (as DTAS does).
     await hub.instances.merge_checkpoint(row, offloaded=offloaded)
-    return CheckpointResult(etag=etag, offloaded_blob_names=[o.blob_name for o in offloaded])
+    return CheckpointResult(etag, blob_names, instance_row_written=True, instance_row_custom_status=custom_status)
 
 
 async def _send_outbound(hub: TaskHubStorage, checkpoint: Checkpoint) -> None:

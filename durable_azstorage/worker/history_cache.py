@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from ..model import HistoryEvent
 
@@ -24,6 +25,9 @@ class CachedHistory:
     events: list[HistoryEvent]
     etag: str | None
     blob_names: list[str] = field(default_factory=list)
+    instance_row_written_at: datetime | None = None
+    """When this worker last merged the execution's Instances row (None: not since loading)."""
+    instance_row_custom_status: str | None = None
 
 
 class HistoryCache:

@@ -51,6 +51,8 @@ class _Batch:
     by_event: dict[int, QueueMessage] = field(default_factory=dict)
     delete: list[QueueMessage] = field(default_factory=list)
     defer: list[tuple[QueueMessage, timedelta | None]] = field(default_factory=list)
+    fresh_start: str | None = None
+    """Execution id of a first-generation start whose Instances row still says Pending."""
 
     def __post_init__(self) -> None:
         self.by_event = {id(self.event(m)): m for m in self.messages}
@@ -126,6 +128,13 @@ class OrchestrationProcessor:
         start = next((e for e in batch.events() if isinstance(e, ExecutionStartedEvent)), None)
         expected = start.orchestration_instance.execution_id if start and start.orchestration_instance else None
         cached = self._cache.get(instance_id)
+        if cached is None and expected is not None and expected == batch.fresh_start:
+            # Generation 0 and a Pending row for this execution: the client found no earlier
+            # instance, so there is no history to read (one transaction per start). Were there
+            # one after all (a partial purge, a crash after the first history write), the
+            # sentinel insert of the checkpoint fails with 409 and the episode is retried
+            # from a real read — the same path as any other stale history.
+            return CachedHistory(execution_id=expected, events=[], etag=None)
         wanted_other = self._mentions_other_execution(batch, cached)
         if (
             cached is not None
@@ -206,6 +215,15 @@ class OrchestrationProcessor:
             event = batch.event(message)
             assert isinstance(event, ExecutionStartedEvent) and event.orchestration_instance is not None
             execution = event.orchestration_instance.execution_id
+            if (
+                row is not None
+                and execution
+                and row.execution_id == execution
+                and row.runtime_status == OrchestrationStatus.Pending
+                and not event.generation
+                and message.dequeue_count <= 1  # a retry (after a 409, below) reads the history
+            ):
+                batch.fresh_start = execution
             if row is None or row.execution_id is None or (execution or "").lower() == row.execution_id.lower():
                 if row is not None and row.runtime_status == OrchestrationStatus.Terminated:
                     log.info("orchestration.start_after_terminate_dropped", extra={"instance_id": instance_id})
@@ -300,6 +318,10 @@ class OrchestrationProcessor:
                 episode=persisted.episode,
                 custom_status=persisted.custom_status,
                 keep_custom_status=not persisted.ran_runtime,
+                instance_row_written_at=(
+                    history.instance_row_written_at if execution_id == history.execution_id else None
+                ),
+                instance_row_custom_status=history.instance_row_custom_status,
             ),
         )
         if outcome.continued_as_new is not None and history.blob_names:
@@ -313,6 +335,8 @@ class OrchestrationProcessor:
                 events=[*past, *new_events],
                 etag=result.etag,
                 blob_names=[] if outcome.continued_as_new else history.blob_names,
+                instance_row_written_at=now if result.instance_row_written else history.instance_row_written_at,
+                instance_row_custom_status=result.instance_row_custom_status,
             ),
         )
         consumed = {id(m) for m in batch.delete} | {id(m) for m, _ in batch.defer}
