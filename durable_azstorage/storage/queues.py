@@ -146,6 +146,43 @@ class _WakeUps:
 _wake_ups = _WakeUps()
 
 
+class _Sinks:
+    """Process-wide local sinks per queue URL, each usable only on the event loop that set it.
+
+    A client in the worker's process (the benchmark, a Functions-style host, tests) opens its
+    own storage objects; keyed by URL, its start message is handed to the worker's pump like
+    the worker's own messages (put held, delivered in memory, no Get Messages call).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[asyncio.AbstractEventLoop | None, LocalSink]] = {}
+
+    def set(self, key: str, sink: LocalSink | None, previous: LocalSink | None) -> None:
+        with self._lock:
+            if sink is not None:
+                try:
+                    loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+                except RuntimeError:
+                    loop = None
+                self._entries[key] = (loop, sink)
+            elif previous is not None and (entry := self._entries.get(key)) is not None and entry[1] is previous:
+                del self._entries[key]
+
+    def get(self, key: str) -> LocalSink | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        return entry[1] if entry[0] is loop else None
+
+
+_sinks = _Sinks()
+
+
 class LocalSink(Protocol):
     """An in-process consumer of a queue that can take a message without a receive call.
 
@@ -180,7 +217,11 @@ class TaskHubQueue:
 
     def set_local_sink(self, sink: LocalSink | None) -> None:
         """Route messages sent by this process to ``sink`` (None: every message goes via polling)."""
-        self._sink = sink
+        previous, self._sink = self._sink, sink
+        _sinks.set(self._key, sink, previous)
+
+    def _local_sink(self) -> LocalSink | None:
+        return self._sink or _sinks.get(self._key)
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever this process sends to this queue (any client object)."""
@@ -213,7 +254,7 @@ class TaskHubQueue:
         text, blob = prepare_queue_message(md)
         if blob is not None:
             await self._payloads.upload_text_bytes(blob[0], blob[1])
-        sink = self._sink
+        sink = self._local_sink()
         if sink is not None and delay <= timedelta(0) and sink.accepts():
             await self._send_held(sink, md, text)
         else:
@@ -239,7 +280,7 @@ class TaskHubQueue:
             body=text,
             data=md,
         )
-        if self._sink is sink and sink.deliver(message):
+        if self._local_sink() is sink and sink.deliver(message):
             return
         # The sink stopped while we were sending: hand the message to whoever polls next.
         await self._update_visibility(message, timedelta(0))
