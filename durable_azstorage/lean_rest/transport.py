@@ -11,6 +11,7 @@ way azure-core's ``CustomHookPolicy`` reports them, so
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import uuid
@@ -29,6 +30,9 @@ from .errors import service_error
 __all__ = ["RETRY_STATUSES", "RestResponse", "RestTransport", "RetrySettings", "http_date"]
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_KEEPALIVE_SECONDS = 4.0
+
+log = logging.getLogger(__name__)
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -157,8 +161,14 @@ class RestTransport:
     def _client(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop or self._session.closed:
+            # Idle connections are dropped after 4 s: Azurite closes them after 5 s, and reusing one
+            # the server has just closed fails the request (a retry, and one more counted call).
+            connector = aiohttp.TCPConnector(keepalive_timeout=_KEEPALIVE_SECONDS)
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout, trust_env=self._trust_env, skip_auto_headers=("Content-Type",)
+                connector=connector,
+                timeout=self._timeout,
+                trust_env=self._trust_env,
+                skip_auto_headers=("Content-Type",),
             )
             self._loop = loop
         return self._session
@@ -188,10 +198,12 @@ class RestTransport:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 if attempt >= self._retry.total:
                     raise _transport_error(exc, method, self.origin + self.base_path + path) from exc
+                _log_retry(method, path, attempt, type(exc).__name__)
                 await asyncio.sleep(self._retry.delay(attempt))
             else:
                 if response.status not in RETRY_STATUSES or attempt >= self._retry.total:
                     return response
+                _log_retry(method, path, attempt, str(response.status))
                 await asyncio.sleep(self._retry.delay(attempt, response.headers.get("Retry-After")))
             attempt += 1
 
@@ -220,6 +232,11 @@ class RestTransport:
         if self._response_hook is not None:
             self._response_hook(_HookResponse(hook_request, response))
         return response
+
+
+def _log_retry(method: str, path: str, attempt: int, reason: str) -> None:
+    extra = {"method": method, "path": path, "attempt": attempt + 1, "reason": reason}
+    log.info("storage.request_retried", extra=extra)
 
 
 def _transport_error(exc: BaseException, method: str, url: str) -> Exception:
