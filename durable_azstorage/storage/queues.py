@@ -12,7 +12,7 @@ import itertools
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
@@ -267,10 +267,32 @@ class TaskHubQueue:
                 asyncio.get_running_loop().call_later(seconds + 0.05, self._notify)
         return None if blob is None else blob[0]
 
+    async def send_start(self, md: MessageData) -> tuple[str | None, Callable[[], Awaitable[None]]]:
+        """:meth:`send` for a client's start, whose local hand-over waits for ``release()``.
+
+        The client writes the Instances row after the message (DTAS order); a worker in the same
+        process that got the message at once would read no row yet (a 404, a history read it could
+        have skipped, and the client's insert losing to the worker's merge). So the message is
+        put held and handed to the local worker only when the client calls ``release()``, which
+        it must do (``try``/``finally``) whether its row write succeeded or not.
+        """
+        delay = visibility_delay_for(md, utc_now())
+        sink = self._local_sink()
+        if sink is None or delay > timedelta(0) or not sink.accepts():
+            return await self.send(md), _nothing
+        text, blob = prepare_queue_message(md)
+        if blob is not None:
+            await self._payloads.upload_text_bytes(blob[0], blob[1])
+        message = await self._put_held(sink, md, text)
+        return (None if blob is None else blob[0]), lambda: self._hand_over(sink, message)
+
     async def _send_held(self, sink: LocalSink, md: MessageData, text: str) -> None:
+        await self._hand_over(sink, await self._put_held(sink, md, text))
+
+    async def _put_held(self, sink: LocalSink, md: MessageData, text: str) -> QueueMessage:
         hold = max(1, int(sink.hold.total_seconds()))
         sent = await self._client.send_message(text, visibility_timeout=hold, time_to_live=-1)
-        message = QueueMessage(
+        return QueueMessage(
             queue_name=self.name,
             message_id=str(sent.id),
             pop_receipt=str(sent.pop_receipt),
@@ -280,6 +302,8 @@ class TaskHubQueue:
             body=text,
             data=md,
         )
+
+    async def _hand_over(self, sink: LocalSink, message: QueueMessage) -> None:
         if self._local_sink() is sink and sink.deliver(message):
             return
         # The sink stopped while we were sending: hand the message to whoever polls next.
@@ -366,6 +390,10 @@ class TaskHubQueue:
             raise
         message.pop_receipt = str(receipt.pop_receipt)
         message.next_visible_on = receipt.next_visible_on
+
+
+async def _nothing() -> None:
+    return None
 
 
 class BackoffPoller:
