@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import uuid
 
@@ -50,8 +51,13 @@ def app_lease_id(app_name: str) -> str:
     return str(uuid.UUID(bytes_le=raw))
 
 
+_NEEDS_ESCAPE = re.compile("[\\^/\\\\#?\x00-\x1f\x7f-\x9f]")
+
+
 def escape_partition_key(key: str) -> str:
     """KeySanitation.EscapePartitionKey; not idempotent, so escape raw ids exactly once."""
+    if _NEEDS_ESCAPE.search(key) is None:
+        return key  # the common case (hex ids, names): one C-level scan instead of a loop
     out: list[str] = []
     for ch in key:
         code = ord(ch)
