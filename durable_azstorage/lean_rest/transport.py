@@ -166,6 +166,7 @@ class RestTransport:
             connector = aiohttp.TCPConnector(keepalive_timeout=_KEEPALIVE_SECONDS)
             self._session = aiohttp.ClientSession(
                 connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),  # the storage services set no cookies
                 timeout=self._timeout,
                 trust_env=self._trust_env,
                 skip_auto_headers=("Content-Type",),
