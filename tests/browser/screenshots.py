@@ -33,6 +33,8 @@ async def shoot(out: Path, connection_string: str) -> None:
         for name, path in pages.items():
             await page.goto(hub.url.removesuffix("/dashboard") + path)
             await page.wait_for_selector("main h1")
+            if name == "overview":  # counted after the hub was populated (the page refreshes every 10 s)
+                await page.wait_for_selector("#status-counts a.card", timeout=60_000)
             await page.wait_for_load_state("networkidle")
             await page.screenshot(path=str(out / f"dashboard-{name}.png"), full_page=name != "instances")
         await browser.close()
