@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
@@ -186,13 +186,11 @@ class TaskHubClient(EntityClientMixin):
             scheduled_start_time=start_at.astimezone(timezone.utc) if start_at else None,
             generation=generation,
         )
-        blob_url, release = await self._send_start(started)
-        try:
-            written = await self._hub.instances.create_pending(
-                started, etag=None if existing is None else existing.etag, input_blob_url=blob_url
-            )
-        finally:
-            await release()  # a worker in this process gets the start only after the row exists
+        # Not handed to a worker in this process in memory: the row below must exist first.
+        blob_url = await self._send(started, started.orchestration_instance, local=False)  # type: ignore[arg-type]
+        written = await self._hub.instances.create_pending(
+            started, etag=None if existing is None else existing.etag, input_blob_url=blob_url
+        )
         if not written:
             log.warning("client.start_race_lost", extra={"instance_id": instance_id})
         log.info("client.orchestration_scheduled", extra={"instance_id": instance_id, "orchestration": name})
@@ -411,20 +409,7 @@ class TaskHubClient(EntityClientMixin):
         log.info("client.instance_rewound", extra={"instance_id": instance_id, "leaves": leaves})
         return leaves
 
-    async def _send_start(self, started: ExecutionStartedEvent) -> tuple[str | None, Callable[[], Awaitable[None]]]:
-        """The start message; its hand-over to a worker in this process waits for ``release``."""
-        instance = started.orchestration_instance
-        assert instance is not None
-        message = MessageData(
-            activity_id=uuid.uuid4(),
-            task_message=TaskMessage(event=started, orchestration_instance=instance),
-            sequence_number=next_sequence_number(),
-            sender=_CLIENT_SENDER,
-        )
-        blob_name, release = await self._hub.control_queue_for(instance.instance_id).send_start(message)
-        return (None if blob_name is None else self._hub.payloads.url_for(blob_name)), release
-
-    async def _send(self, event: HistoryEvent, instance: OrchestrationInstance) -> str | None:
+    async def _send(self, event: HistoryEvent, instance: OrchestrationInstance, *, local: bool = True) -> str | None:
         """Enqueue a client message to the instance's control queue; returns a blob URL if offloaded."""
         message = MessageData(
             activity_id=uuid.uuid4(),
@@ -433,5 +418,5 @@ class TaskHubClient(EntityClientMixin):
             sender=_CLIENT_SENDER,
         )
         queue = self._hub.control_queue_for(instance.instance_id)
-        blob_name = await queue.send(message)  # a scheduled start stays invisible until due
+        blob_name = await queue.send(message, local=local)  # a scheduled start stays invisible until due
         return None if blob_name is None else self._hub.payloads.url_for(blob_name)

@@ -12,7 +12,7 @@ import itertools
 import logging
 import random
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
@@ -246,15 +246,22 @@ class TaskHubQueue:
         properties = await self._client.get_queue_properties()
         return int(properties.approximate_message_count or 0)
 
-    async def send(self, md: MessageData, *, visibility_delay: timedelta | None = None) -> str | None:
-        """Enqueue; returns the large-message blob name when the payload was offloaded."""
+    async def send(
+        self, md: MessageData, *, visibility_delay: timedelta | None = None, local: bool = True
+    ) -> str | None:
+        """Enqueue; returns the large-message blob name when the payload was offloaded.
+
+        ``local=False`` never hands the message to an in-process consumer (it is put visible
+        and wakes the pollers): a client's start, whose Instances row is written after the
+        message, must not reach a worker before that row exists.
+        """
         delay = visibility_delay if visibility_delay is not None else visibility_delay_for(md, utc_now())
         if delay > MAX_VISIBILITY_DELAY:
             raise ValueError(f"visibility delay {delay} exceeds the queue maximum of 7 days")
         text, blob = prepare_queue_message(md)
         if blob is not None:
             await self._payloads.upload_text_bytes(blob[0], blob[1])
-        sink = self._local_sink()
+        sink = self._local_sink() if local else None
         if sink is not None and delay <= timedelta(0) and sink.accepts():
             await self._send_held(sink, md, text)
         else:
@@ -266,25 +273,6 @@ class TaskHubQueue:
                 # instead of up to max_queue_polling_interval later.
                 asyncio.get_running_loop().call_later(seconds + 0.05, self._notify)
         return None if blob is None else blob[0]
-
-    async def send_start(self, md: MessageData) -> tuple[str | None, Callable[[], Awaitable[None]]]:
-        """:meth:`send` for a client's start, whose local hand-over waits for ``release()``.
-
-        The client writes the Instances row after the message (DTAS order); a worker in the same
-        process that got the message at once would read no row yet (a 404, a history read it could
-        have skipped, and the client's insert losing to the worker's merge). So the message is
-        put held and handed to the local worker only when the client calls ``release()``, which
-        it must do (``try``/``finally``) whether its row write succeeded or not.
-        """
-        delay = visibility_delay_for(md, utc_now())
-        sink = self._local_sink()
-        if sink is None or delay > timedelta(0) or not sink.accepts():
-            return await self.send(md), _nothing
-        text, blob = prepare_queue_message(md)
-        if blob is not None:
-            await self._payloads.upload_text_bytes(blob[0], blob[1])
-        message = await self._put_held(sink, md, text)
-        return (None if blob is None else blob[0]), lambda: self._hand_over(sink, message)
 
     async def _send_held(self, sink: LocalSink, md: MessageData, text: str) -> None:
         await self._hand_over(sink, await self._put_held(sink, md, text))
@@ -390,10 +378,6 @@ class TaskHubQueue:
             raise
         message.pop_receipt = str(receipt.pop_receipt)
         message.next_visible_on = receipt.next_visible_on
-
-
-async def _nothing() -> None:
-    return None
 
 
 class BackoffPoller:
