@@ -18,7 +18,7 @@ from azure.core.exceptions import AzureError
 
 from ..aio import TaskHubClient
 from ..errors import DurableAzStorageError
-from ..operations import DoctorOptions, DoctorReport, diagnose
+from ..operations import DoctorOptions, DoctorReport, diagnose_hub
 from ._overview import HealthFinding
 
 __all__ = ["DoctorHealthCheck"]
@@ -46,8 +46,9 @@ class DoctorHealthCheck:
         return findings_for_panel(self.report)
 
     async def scan(self) -> DoctorReport:
-        hub = self._client._hub
-        self.report = await diagnose(hub.account, hub.names.task_hub, options=self._options)
+        # The dashboard client's own storage objects: no clients to open (or leak when the server
+        # stops mid-scan), and the scan's transactions show in the dashboard's counter.
+        self.report = await diagnose_hub(self._client._hub, options=self._options)
         self.error = None
         return self.report
 

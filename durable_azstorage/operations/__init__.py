@@ -3,7 +3,7 @@
 Pure analysis lives apart from storage reads and writes (see each module's docstring).
 """
 
-from .doctor import diagnose, health_findings
+from .doctor import diagnose, diagnose_hub, health_findings
 from .findings import DoctorReport, Finding, RepairOutcome, RepairResult, Severity
 from .history_export import RecordedHistory, export_history, read_history_file
 from .hub_snapshot import DoctorOptions
@@ -21,6 +21,7 @@ __all__ = [
     "RepairResult",
     "Severity",
     "diagnose",
+    "diagnose_hub",
     "export_history",
     "health_findings",
     "read_history_file",

@@ -19,7 +19,7 @@ from .doctor_scan import LIMITS, Progress, scan_hub
 from .findings import DoctorReport
 from .hub_snapshot import DoctorOptions
 
-__all__ = ["QUICK_LIMIT", "diagnose", "health_findings"]
+__all__ = ["QUICK_LIMIT", "diagnose", "diagnose_hub", "health_findings"]
 
 QUICK_LIMIT = "quick scan: live instances and entities only; history without rows and orphaned blobs not looked for"
 
@@ -43,21 +43,32 @@ async def diagnose(
     The returned report's findings are those of the last scan (after repairs), its ``repairs``
     list says what each repair did to each target.
     """
-    opts = options or DoctorOptions()
     hub = await TaskHubStorage.discover(account, task_hub)
     async with hub:
-        snapshot = await scan_hub(hub, progress=progress, options=opts)
-        findings = analyse(snapshot, opts)
-        repairs = []
-        if repair:
-            progress("repairing")
-            repairs = await apply_repairs(hub, snapshot, findings)
-            if any(r.outcome.value == "fixed" for r in repairs):
-                progress("re-scanning after repairs")
-                snapshot = await scan_hub(hub, progress=progress, options=opts)
-                findings = analyse(snapshot, opts)
+        return await diagnose_hub(hub, repair=repair, options=options, progress=progress)
+
+
+async def diagnose_hub(
+    hub: TaskHubStorage,
+    *,
+    repair: bool = False,
+    options: DoctorOptions | None = None,
+    progress: Progress = _none,
+) -> DoctorReport:
+    """:func:`diagnose` on a hub's open storage objects (e.g. a dashboard's own, so it opens none)."""
+    opts = options or DoctorOptions()
+    snapshot = await scan_hub(hub, progress=progress, options=opts)
+    findings = analyse(snapshot, opts)
+    repairs = []
+    if repair:
+        progress("repairing")
+        repairs = await apply_repairs(hub, snapshot, findings)
+        if any(r.outcome.value == "fixed" for r in repairs):
+            progress("re-scanning after repairs")
+            snapshot = await scan_hub(hub, progress=progress, options=opts)
+            findings = analyse(snapshot, opts)
     report = DoctorReport(
-        task_hub=task_hub,
+        task_hub=hub.names.task_hub,
         scanned_at=snapshot.now,
         partition_count=snapshot.partition_count,
         scanned={
@@ -73,7 +84,7 @@ async def diagnose(
         repairs=repairs,
         limits=[*LIMITS, *([] if opts.full_scan else [QUICK_LIMIT]), *snapshot.notes],
     )
-    log.info("doctor.finished", extra={"task_hub": task_hub, "problems": len(report.problems)})
+    log.info("doctor.finished", extra={"task_hub": hub.names.task_hub, "problems": len(report.problems)})
     return report
 
 
