@@ -59,7 +59,8 @@ ensure_chromium() {
 deploy_tools() {
   local hash
   hash="$(sha256sum infra/validators.txt | cut -c1-16)"
-  local tools="${DURABLE_AZSTORAGE_TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/durable-azstorage/validators-$hash}"
+  local home="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"   # as Python's Path.home()
+  local tools="${DURABLE_AZSTORAGE_TOOLS_VENV:-${XDG_CACHE_HOME:-$home/.cache}/durable-azstorage/validators-$hash}"
   if [ ! -f "$tools/.installed" ]; then
     echo "installing the deployment validators (infra/validators.txt) into $tools" >&2
     rm -rf "$tools"
