@@ -223,7 +223,7 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         console.print(f"  {note}")
     ceiling = report.get("ceiling")
     if ceiling:
-        rates = Table(title="Storage ceiling: raw SDK operations/s (and client CPU ms per operation)")
+        rates = Table(title="Storage ceiling: lean-client ops/s (client CPU ms per op; client cores used)")
         rates.add_column("concurrency")
         first_level: dict[str, Any] = next(iter((ceiling.get("levels") or {}).values()), {})
         keys = list(first_level.get("ops_per_second", ceiling["ops_per_second"]))
@@ -231,7 +231,10 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
             rates.add_column(key, justify="right")
         for level, data in (ceiling.get("levels") or {}).items():
             cpu = data.get("client_cpu_ms_per_op", {})
-            rates.add_row(level, *(f"{_fmt(data['ops_per_second'].get(k))} ({_fmt(cpu.get(k), 2)})" for k in keys))
+            cores = data.get("client_cores", {})
+            ops = data["ops_per_second"]
+            cells = (f"{_fmt(ops.get(k))} ({_fmt(cpu.get(k), 2)}; {_fmt(cores.get(k), 2)})" for k in keys)
+            rates.add_row(level, *cells)
         rates.add_row("ceiling (best)", *(_fmt(ceiling["ops_per_second"].get(k)) for k in keys))
         console.print(rates)
     if report.get("ratios"):
