@@ -142,7 +142,6 @@ async def test_functions_app(storage_account: StorageAccount, storage_connection
     cli = _cli(storage_connection_string, task_hub_name, "--app", str(APPS / "replay_v2"))
     assert cli.returncode == 1 and "DIVERGENT" in cli.stdout, cli.stdout + cli.stderr
     bad = _cli(storage_connection_string, task_hub_name, "--app", "no_such_module:register")
-    assert bad.returncode == 2  # click's usage error: one "Error:" line after the usage hint
-    assert bad.stderr.strip().splitlines()[-1] == (
-        "Error: Invalid value for --app: cannot import 'no_such_module': No module named 'no_such_module'"
-    )
+    assert bad.returncode == 2
+    (line,) = bad.stderr.strip().splitlines()
+    assert line.startswith("error: Invalid value for --app: cannot import 'no_such_module'"), line
