@@ -30,10 +30,8 @@ from ..client import BASE_PATH
 from ..connection import StorageAccount
 from ..errors import ConfigurationError
 from ..http import RPC_BASE_PATH, create_app, is_loopback
-from ..runtimes.entities import EntityRuntimeByName
-from ..runtimes.functions import FunctionsActivityRuntime, FunctionsOrchestrationRuntime
-from ..runtimes.functions_entities import FunctionsEntityRuntime
 from ..settings import DEFAULT_TASK_HUB_NAME, WorkerSettings
+from ..sidecar import ClientEndpoint
 from ..worker import Worker
 from ._bindings import BindingRuntime
 from ._connections import Connections
@@ -41,6 +39,7 @@ from ._index import AppIndex, HttpFunction
 from ._loader import load_app
 from ._queue_trigger import QueueOptions
 from ._sdk_session import adopt_running_loop
+from ._sdk_v2x import binding_overrides, runtimes_for, start_client_endpoint
 from ._triggers import TriggerHost, TriggerOptions
 
 __all__ = ["FunctionsHost"]
@@ -89,13 +88,15 @@ class FunctionsHost:
         local = account.is_local
         self.settings = WorkerSettings.from_host_json(self._files.host_json, local_account=local, **overrides)
         self.route_prefix = self._files.route_prefix()
+        orchestrations, activities, entities = runtimes_for(index)  # 1.x or 2.x SDK contracts
         self.worker = Worker(
             account,
             self.settings,
-            orchestration_runtime=FunctionsOrchestrationRuntime(index.orchestrators),
-            activity_runtime=FunctionsActivityRuntime(index.activities),
-            entity_runtime=self._entity_runtime(index),
+            orchestration_runtime=orchestrations,
+            activity_runtime=activities,
+            entity_runtime=entities,
         )
+        self._rpc: ClientEndpoint | None = None  # 2.x apps: the gRPC client service at rpcBaseUrl
         self._client: TaskHubClient | None = None
         self._runner: web.AppRunner | None = None
         self._trigger_options = trigger_options
@@ -110,13 +111,6 @@ class FunctionsHost:
         files.apply_local_values()
         return cls(load_app(path), account, app_files=files, **options)
 
-    @staticmethod
-    def _entity_runtime(index: AppIndex) -> EntityRuntimeByName | None:
-        if not index.entities:
-            return None
-        functions = FunctionsEntityRuntime(index.entities)
-        return EntityRuntimeByName({name: functions for name in index.entities}, functions)
-
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         adopt_running_loop()  # the 1.x client's shared session must live on this loop
@@ -124,6 +118,7 @@ class FunctionsHost:
             log.warning("functions.function_skipped", extra={"problem": problem})
         await self.worker.start()
         self._client = await TaskHubClient.open(self.account, self.settings.task_hub_name)
+        self._rpc = await start_client_endpoint(self.index, self.account, self.settings.task_hub_name, self._client)
         app = create_app(self._client, key=self._key, connection_name=self._connection_name, rpc=True,
                          orchestrators=frozenset(self.index.orchestrators))
         from ..dashboard import mount_dashboard
@@ -160,6 +155,9 @@ class FunctionsHost:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._rpc is not None:
+            await self._rpc.stop()
+            self._rpc = None
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -226,7 +224,7 @@ class FunctionsHost:
         if self._key:
             query += f"&code={self._key}"
         iid = "INSTANCEID"
-        return json.dumps({
+        binding: dict[str, Any] = {
             "taskHubName": hub,
             "connectionName": self._connection_name,
             "creationUrls": {
@@ -251,7 +249,8 @@ class FunctionsHost:
             "requiredQueryStringParameters": f"code={self._key}" if self._key else "",
             "rpcBaseUrl": f"{self._local_origin()}{RPC_BASE_PATH}/",
             "httpBaseUrl": f"{origin}/{self.route_prefix}".rstrip("/"),
-        })
+        }
+        return json.dumps(binding | binding_overrides(self._rpc, base))
 
     def _local_origin(self) -> str:
         # The client calls RPC routes from this process: always over loopback.

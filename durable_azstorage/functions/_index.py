@@ -62,7 +62,10 @@ class AppIndex:
 
     root: Path
     model: str
-    orchestrators: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    sdk_major: int = 1
+    """The azure-functions-durable major version the app imports (2: durabletask-based triggers)."""
+    orchestrators: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    """1.x: ``Orchestrator.create`` handles (context JSON in, state JSON out); 2.x: trigger handles."""
     activities: dict[str, ActivityFunction] = field(default_factory=dict)
     entities: dict[str, Any] = field(default_factory=dict)
     http: list[HttpFunction] = field(default_factory=list)

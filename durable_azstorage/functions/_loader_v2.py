@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..runtimes.functions import ActivityFunction
 from ._index import CLIENT_BINDINGS, SUPPORTED_BINDINGS, AppIndex, HttpFunction
+from ._sdk_v2x import durable_sdk_major, trigger_handle
 from ._storage_index import index_storage
 
 __all__ = ["load_v2_app"]
@@ -44,7 +45,7 @@ def load_v2_app(target: str | os.PathLike[str]) -> AppIndex:
         module = _import_script(script)
         app = _find_app(module, script)
         root = script.parent
-    index = AppIndex(root=root, model="v2")
+    index = AppIndex(root=root, model="v2", sdk_major=durable_sdk_major())
     try:
         functions = app.get_functions()
     except Exception as exc:
@@ -125,6 +126,8 @@ def _add(index: AppIndex, function: Any) -> None:
         return
     if registered is None:  # a timer, queue or blob trigger
         return
+    if index.sdk_major >= 2 and kind in ("orchestrationTrigger", "entityTrigger"):
+        registered = trigger_handle(registered, str(trigger.name))  # base64 protobuf in and out
     if kind == "orchestrationTrigger":
         index.orchestrators[name] = registered
     elif kind == "activityTrigger":

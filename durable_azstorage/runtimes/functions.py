@@ -134,9 +134,13 @@ class ActivityFunction:
 class FunctionsActivityRuntime:
     """Runs activities by name (case-insensitive); sync ones in the default thread pool."""
 
-    def __init__(self, activities: Mapping[str, ActivityFunction], *, http_timeout: float = 600.0) -> None:
+    def __init__(
+        self, activities: Mapping[str, ActivityFunction], *, http_timeout: float = 600.0, legacy_input: bool = True
+    ) -> None:
         self._activities = {name.lower(): a for name, a in activities.items()}
         self._http_timeout = http_timeout
+        # 1.x: the input is a one-item array of the SDK's JSON; 2.x (durabletask) sends the JSON itself.
+        self._unwrap = _unwrap if legacy_input else _as_is
 
     async def run_activity(
         self, name: str, input: str | None, *, instance_id: str, task_id: int
@@ -149,7 +153,7 @@ class FunctionsActivityRuntime:
                 known = ", ".join(sorted(self._activities)) or "none"
                 raise LookupError(f"The function '{name}' doesn't exist, is disabled, or is not an activity "
                                   f"function (activities: {known}).")
-            value = _decode(_unwrap(input))
+            value = _decode(self._unwrap(input))
             result = await _invoke(activity, value)
             return ActivityResult(result=df_dumps(result))
         except Exception as exc:  # user code: reported to the orchestration, never raised
@@ -192,6 +196,10 @@ def _retry_after(headers: Mapping[str, str]) -> float:
         return min(max(float(headers.get("Retry-After", "1")), 0.0), 60.0)
     except ValueError:
         return 1.0
+
+
+def _as_is(raw: str | None) -> str | None:
+    return raw
 
 
 def _unwrap(raw: str | None) -> str | None:
