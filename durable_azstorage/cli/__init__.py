@@ -12,7 +12,7 @@ import sys
 import click
 from azure.core.exceptions import AzureError
 
-from .. import __version__
+from .. import __version__, telemetry
 from ..errors import DurableAzStorageError
 from . import entities, hosts, instances, operations
 from ._logging import configure_logging
@@ -29,10 +29,20 @@ __all__ = ["cli", "main"]
 @click.version_option(__version__, prog_name="durable-azstorage")
 @click.option("-v", "--verbose", count=True, help="More log output with each event's fields (-v info, -vv debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only results and errors: no start-up lines, no host log.")
-def cli(verbose: int, quiet: bool) -> None:
+@click.option(
+    "--otel", is_flag=True,
+    help="Export OpenTelemetry traces (OTLP, configured by the OTEL_* variables; on by itself when they name an "
+    "endpoint). Needs the 'otel' extra.",
+)
+def cli(verbose: int, quiet: bool, otel: bool) -> None:
     """Durable Task / Durable Functions workflows on Azure Storage (DurableTask.AzureStorage layout)."""
     configure_logging(verbose=verbose, quiet=quiet)
     output.quiet = quiet
+    if telemetry.wanted(otel):
+        try:
+            telemetry.configure(True)
+        except RuntimeError as exc:
+            raise click.UsageError(str(exc)) from exc
 
 
 for _command in (azurite, demo, hosts.worker, hosts.run, sidecar, poison):

@@ -42,6 +42,7 @@ from ..model import (
 from ..model.status import RUNNING_STATUSES, TERMINAL_STATUSES
 from ..storage import PoisonRecord, TaskHubResources, TaskHubStorage
 from ..storage.queues import next_sequence_number
+from ..telemetry import tracing
 from ._entities import EntityClientMixin
 from ._payloads import management_urls
 
@@ -186,11 +187,15 @@ class TaskHubClient(EntityClientMixin):
             scheduled_start_time=start_at.astimezone(timezone.utc) if start_at else None,
             generation=generation,
         )
-        # Not handed to a worker in this process in memory: the row below must exist first.
-        blob_url = await self._send(started, started.orchestration_instance, local=False)  # type: ignore[arg-type]
-        written = await self._hub.instances.create_pending(
-            started, etag=None if existing is None else existing.etag, input_blob_url=blob_url
-        )
+        attributes = {"durabletask.type": "orchestration", "durabletask.task.name": name,
+                      "durabletask.task.instance_id": instance_id}
+        with tracing.producer_span("create_orchestration", name, attributes) as trace_context:
+            started.parent_trace_context = trace_context
+            # Not handed to a worker in this process in memory: the row below must exist first.
+            blob_url = await self._send(started, started.orchestration_instance, local=False)  # type: ignore[arg-type]
+            written = await self._hub.instances.create_pending(
+                started, etag=None if existing is None else existing.etag, input_blob_url=blob_url
+            )
         if not written:
             log.warning("client.start_race_lost", extra={"instance_id": instance_id})
         log.info("client.orchestration_scheduled", extra={"instance_id": instance_id, "orchestration": name})
@@ -219,7 +224,8 @@ class TaskHubClient(EntityClientMixin):
                 f"instance {instance_id!r} is {state.runtime_status.name}; it can no longer receive events"
             )
         event = EventRaisedEvent(name=event_name, input=raw_data if raw_data is not None else to_json(data))
-        await self._send(event, OrchestrationInstance(instance_id=instance_id))
+        with tracing.event_raised_span(event, instance_id):
+            await self._send(event, OrchestrationInstance(instance_id=instance_id))
 
     async def terminate(self, instance_id: str, reason: Any = None) -> None:
         state = await self._require(instance_id)

@@ -32,6 +32,7 @@ from durabletask import task as _dt_task
 from durabletask import worker as _dt_worker
 from durabletask.internal import helpers as _dt_helpers
 from durabletask.internal import orchestrator_service_pb2 as _pb
+from durabletask.internal import tracing as _sdk_tracing
 from durabletask.internal import type_discovery as _type_discovery
 from durabletask.serialization import JsonDataConverter
 from google.protobuf import json_format as _json_format  # type: ignore[import-untyped, unused-ignore]
@@ -414,7 +415,10 @@ class DurableTaskOrchestrationRuntime:
 
     def run_episode_sync(self, request: EpisodeRequest) -> EpisodeResult:
         """The synchronous core of :meth:`run_episode` (deterministic, no I/O)."""
-        results = self.replayer.execute(request.instance_id, request.past_events, request.new_events)
+        # The SDK's executor would emit client/timer/event spans of its own; the worker emits them
+        # (once per committed episode, parented to the orchestration span), so silence the SDK's.
+        with _sdk_tracing.suppress_span_emission():
+            results = self.replayer.execute(request.instance_id, request.past_events, request.new_events)
         actions = actions_from_pb(request, results.actions)
         _log.debug(
             "runtime.episode_executed",

@@ -42,6 +42,7 @@ class RemoteOrchestrationRuntime:
     """One episode = one ``orchestratorRequest`` work item answered by ``CompleteOrchestratorTask``."""
 
     renews_leases = True  # the host renews the episode's control-queue leases while it waits
+    emits_spans = True  # the SDK worker emits its own orchestration span (with the context we pass)
 
     def __init__(self, broker: Broker, hints: EpisodeHints | None = None) -> None:
         self._broker = broker
@@ -74,6 +75,8 @@ class RemoteOrchestrationRuntime:
 
 class RemoteActivityRuntime:
     """One activity = one ``activityRequest`` answered by ``CompleteActivityTask``."""
+
+    emits_spans = True  # the SDK worker emits the activity span
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker

@@ -19,6 +19,7 @@ from ..model import FailureDetails, TaskCompletedEvent, TaskFailedEvent, TaskMes
 from ..runtimes.base import ActivityResult, ActivityRuntime
 from ..storage import TaskHubStorage
 from ..storage.queues import BackoffPoller, QueueMessage, next_sequence_number
+from ..telemetry import tracing
 from .poison import PoisonHandler
 
 __all__ = ["ActivityProcessor"]
@@ -122,6 +123,14 @@ class ActivityProcessor:
     async def _run(self, tm: TaskMessage) -> ActivityResult:
         event = tm.event
         assert isinstance(event, TaskScheduledEvent)
+        if getattr(self._runtime, "emits_spans", False) or not tracing.is_enabled():
+            return await self._execute(tm, event)
+        with tracing.activity_span(event, tm.orchestration_instance.instance_id) as span:
+            result = await self._execute(tm, event)
+            tracing.record_activity_outcome(span, result.failure_details)
+            return result
+
+    async def _execute(self, tm: TaskMessage, event: TaskScheduledEvent) -> ActivityResult:
         try:
             return await self._runtime.run_activity(
                 event.name or "",

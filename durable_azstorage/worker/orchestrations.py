@@ -22,6 +22,8 @@ from ..model import (
     HistoryEvent,
     OrchestrationStatus,
     TaskMessage,
+    TimerCreatedEvent,
+    TimerFiredEvent,
     utc_now,
 )
 from ..runtimes.attempts import answers_an_earlier_attempt
@@ -31,6 +33,7 @@ from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
 from ..storage import Checkpoint, TaskHubStorage, commit_checkpoint
 from ..storage.history_store import HistoryLoad
 from ..storage.queues import QueueMessage
+from ..telemetry import tracing
 from .entities import is_early_entity_response
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
@@ -114,9 +117,16 @@ class OrchestrationProcessor:
         if plan.request is None and not plan.accepted and not plan.timer_hops:
             await self._finish_without_episode(instance_id, batch, plan)
             return
+        started = state.started or next((e for e in plan.accepted if isinstance(e, ExecutionStartedEvent)), None)
+        trace_context = None
+        if started is not None and not getattr(self._runtime, "emits_spans", False):
+            trace_context = tracing.orchestration_context(started, now)
         result = await self._runtime.run_episode(plan.request) if plan.request is not None else None
         outcome = state.apply(plan, result)
+        tracing.stamp_outbound([*outcome.work_item_messages, *outcome.orchestrator_messages], trace_context)
         await self._commit(instance_id, batch, history, outcome, now)
+        if trace_context is not None and started is not None:
+            _trace_committed(instance_id, started, history.events, outcome)
 
     # ------------------------------------------------------------------ loading
     async def _load(self, instance_id: str, batch: _Batch) -> CachedHistory:
@@ -374,6 +384,22 @@ class OrchestrationProcessor:
         work += [self._hub.queue(m.queue_name).abandon(m, delay=delay) for m, delay in batch.defer]
         await asyncio.gather(*work)
 
+
+
+def _trace_committed(
+    instance_id: str, started: ExecutionStartedEvent, past: Sequence[HistoryEvent], outcome: EpisodeOutcome
+) -> None:
+    """Spans of what this committed episode finished: fired timers, and the orchestration when it ended."""
+    now = utc_now()
+    created = {e.event_id: e for e in past if isinstance(e, TimerCreatedEvent)}
+    for event in outcome.history:
+        if isinstance(event, TimerFiredEvent) and event.timer_id in created:
+            timer = created[event.timer_id]
+            tracing.emit_timer_span(started, event.timer_id, timer.timestamp, event.fire_at, event.timestamp or now)
+    ended = outcome.continued_as_new is not None or outcome.status.is_terminal
+    if ended:
+        status = OrchestrationStatus.ContinuedAsNew if outcome.continued_as_new is not None else outcome.status
+        tracing.emit_orchestration_span(started, instance_id, status, outcome.failure_details, now)
 
 
 def _outbound(outcome: EpisodeOutcome) -> list[TaskMessage]:

@@ -1,0 +1,356 @@
+"""OpenTelemetry spans with the names, kinds and attributes Durable Functions and durabletask use.
+
+Off by default: until :func:`enable` (or :func:`durable_azstorage.telemetry.configure`) runs, every
+helper here returns at its first line and ``opentelemetry`` is never imported — zero overhead.
+
+The trace context travels as DTAS stores it: in ``ParentTraceContext`` of ``ExecutionStarted``,
+``TaskScheduled`` and ``EventRaised`` (W3C ``traceparent``/``tracestate``). The orchestration span
+is *create-and-end*: its span id and start time are chosen when the first episode runs and kept in
+the ``ExecutionStarted`` event's ``ParentTraceContext.SpanId`` / ``ActivityStartTime`` (committed with
+the history), every scheduled activity and sub-orchestration is parented to that id, and the span
+itself is emitted once, after the checkpoint that makes the instance terminal. A replayed or
+re-delivered episode therefore emits nothing twice, and a crash loses at most the span of work that
+had not been committed (which runs again and emits then).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from ..model import (
+    DistributedTraceContext,
+    EventRaisedEvent,
+    ExecutionStartedEvent,
+    FailureDetails,
+    OrchestrationStatus,
+    TaskMessage,
+    TaskScheduledEvent,
+)
+
+__all__ = [
+    "TRACER_NAME",
+    "activity_span",
+    "disable",
+    "emit_orchestration_span",
+    "emit_timer_span",
+    "enable",
+    "event_raised_span",
+    "is_enabled",
+    "orchestration_context",
+    "producer_span",
+    "stamp_outbound",
+]
+
+TRACER_NAME = "durable_azstorage"
+log = logging.getLogger(__name__)
+
+_state: dict[str, Any] = {"tracer": None, "provider": None}
+
+ATTR_TYPE = "durabletask.type"
+ATTR_NAME = "durabletask.task.name"
+ATTR_VERSION = "durabletask.task.version"
+ATTR_INSTANCE_ID = "durabletask.task.instance_id"
+ATTR_EXECUTION_ID = "durabletask.task.execution_id"
+ATTR_TASK_ID = "durabletask.task.task_id"
+ATTR_STATUS = "durabletask.task.status"
+ATTR_TARGET = "durabletask.event.target_instance_id"
+ATTR_FIRE_AT = "durabletask.fire_at"
+
+
+def enable(tracer_provider: Any | None = None) -> None:
+    """Start emitting spans through ``tracer_provider`` (default: the global one)."""
+    from opentelemetry import trace
+
+    provider = tracer_provider or trace.get_tracer_provider()
+    _state["provider"] = provider
+    _state["tracer"] = trace.get_tracer(TRACER_NAME, tracer_provider=provider)
+
+
+def disable() -> None:
+    _state["tracer"] = None
+    _state["provider"] = None
+
+
+def is_enabled() -> bool:
+    return _state["tracer"] is not None
+
+
+def span_name(kind: str, name: str | None, version: str | None = None) -> str:
+    """``{type}:{name}`` or ``{type}:{name}@({version})``, as DTFx ``TraceHelper`` names spans."""
+    base = f"{kind}:{name or ''}"
+    return f"{base}@({version})" if version else base
+
+
+# ---------------------------------------------------------------------------- W3C trace context
+
+
+def _parse(traceparent: str | None) -> tuple[int, int, int] | None:
+    if not traceparent:
+        return None
+    parts = traceparent.split("-")
+    if len(parts) != 4:
+        return None
+    try:
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+    except ValueError:
+        return None
+    if trace_id == 0 or span_id == 0:
+        return None
+    return trace_id, span_id, flags
+
+
+def _traceparent(trace_id: int, span_id: int, flags: int = 1) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+
+
+def _new_span_id() -> int:
+    return secrets.randbits(64) or 1
+
+
+def _parent_context(traceparent: str | None, tracestate: str | None = None) -> Any:
+    """An OpenTelemetry context whose current span is the remote parent, or None."""
+    parsed = _parse(traceparent)
+    if parsed is None:
+        return None
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+    state = TraceState.from_header([tracestate]) if tracestate else None
+    span_context = SpanContext(parsed[0], parsed[1], is_remote=True, trace_flags=TraceFlags(parsed[2]),
+                               trace_state=state)
+    return trace.set_span_in_context(NonRecordingSpan(span_context))
+
+
+def _current_traceparent() -> str | None:
+    from opentelemetry import trace
+
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return _traceparent(ctx.trace_id, ctx.span_id, int(ctx.trace_flags))
+
+
+# ---------------------------------------------------------------------------- client side
+
+
+@contextmanager
+def producer_span(
+    kind: str, name: str | None, attributes: Mapping[str, Any]
+) -> Iterator[DistributedTraceContext | None]:
+    """A PRODUCER span (``create_orchestration:{name}``, ``orchestration_event:{name}``) around an enqueue.
+
+    Yields the trace context to store in the message, so the consumer's span is its child.
+    """
+    tracer = _state["tracer"]
+    if tracer is None:
+        yield None
+        return
+    from opentelemetry.trace import SpanKind
+
+    with tracer.start_as_current_span(span_name(kind, name), kind=SpanKind.PRODUCER, attributes=dict(attributes)):
+        yield DistributedTraceContext(trace_parent=_current_traceparent())
+
+
+@contextmanager
+def event_raised_span(event: EventRaisedEvent, instance_id: str) -> Iterator[None]:
+    """``orchestration_event:{name}`` PRODUCER span; stamps the event's ``ParentTraceContext``."""
+    attributes = {ATTR_TYPE: "event", ATTR_NAME: event.name or "", ATTR_TARGET: instance_id}
+    with producer_span("orchestration_event", event.name, attributes) as context:
+        if context is not None and event.parent_trace_context is None:
+            event.parent_trace_context = context
+        yield
+
+
+# ---------------------------------------------------------------------------- orchestrations
+
+
+def orchestration_context(started: ExecutionStartedEvent, now: datetime) -> DistributedTraceContext | None:
+    """The orchestration span's own context, chosen on the first episode and kept in history.
+
+    The ``ExecutionStarted`` event's ``ParentTraceContext`` keeps the parent's ``TraceParent`` and
+    gains ``SpanId`` (this orchestration's span) and ``ActivityStartTime`` the first time an enabled
+    worker runs it; later episodes (any worker) read them back from history.
+    """
+    if _state["tracer"] is None:
+        return None
+    ctx = started.parent_trace_context
+    if ctx is None:
+        ctx = started.parent_trace_context = DistributedTraceContext()
+    parent = _parse(ctx.trace_parent)
+    if ctx.span_id is None:
+        ctx.span_id = f"{_new_span_id():016x}"
+        ctx.activity_start_time = ctx.activity_start_time or now
+        trace_id = parent[0] if parent else (secrets.randbits(128) or 1)
+        ctx.id = _traceparent(trace_id, int(ctx.span_id, 16), parent[2] if parent else 1)
+    return ctx
+
+
+def _own_traceparent(ctx: DistributedTraceContext) -> str | None:
+    return ctx.id if _parse(ctx.id) else None
+
+
+def stamp_outbound(messages: list[TaskMessage], ctx: DistributedTraceContext | None) -> None:
+    """Parent scheduled activities and sub-orchestrations to the orchestration span."""
+    if ctx is None:
+        return
+    own = _own_traceparent(ctx)
+    if own is None:
+        return
+    for message in messages:
+        event = message.event
+        if not isinstance(event, TaskScheduledEvent | ExecutionStartedEvent | EventRaisedEvent):
+            continue
+        if event.parent_trace_context is None:
+            event.parent_trace_context = DistributedTraceContext(trace_parent=own, trace_state=ctx.trace_state)
+
+
+def emit_orchestration_span(
+    started: ExecutionStartedEvent,
+    instance_id: str,
+    status: OrchestrationStatus,
+    failure: FailureDetails | None,
+    end: datetime,
+) -> None:
+    """The ``orchestration:{name}`` SERVER span, emitted once with its pre-chosen id (see module doc)."""
+    if _state["tracer"] is None:
+        return
+    ctx = started.parent_trace_context
+    own = _parse(ctx.id) if ctx is not None else None
+    if ctx is None or own is None:
+        return
+    attributes = {
+        ATTR_TYPE: "orchestration",
+        ATTR_NAME: started.name or "",
+        ATTR_INSTANCE_ID: instance_id,
+        ATTR_STATUS: status.name,
+    }
+    if started.version:
+        attributes[ATTR_VERSION] = started.version
+    if started.orchestration_instance and started.orchestration_instance.execution_id:
+        attributes[ATTR_EXECUTION_ID] = started.orchestration_instance.execution_id
+    start = ctx.activity_start_time or started.timestamp or end
+    _emit_finished(
+        span_name("orchestration", started.name, started.version), own, _parse(ctx.trace_parent), "SERVER",
+        attributes, start, end, failure.error_message if failure else None,
+    )
+
+
+def emit_timer_span(
+    orchestration: ExecutionStartedEvent, timer_id: int, created: datetime, fire_at: datetime, fired: datetime
+) -> None:
+    """``orchestration:{name}:timer`` INTERNAL span from the timer's creation to its firing."""
+    if _state["tracer"] is None:
+        return
+    ctx = orchestration.parent_trace_context
+    own = _parse(ctx.id) if ctx is not None else None
+    if own is None:
+        return
+    attributes = {
+        ATTR_TYPE: "timer",
+        ATTR_NAME: orchestration.name or "",
+        ATTR_TASK_ID: timer_id,
+        ATTR_FIRE_AT: fire_at.astimezone(timezone.utc).isoformat(),
+    }
+    child = (own[0], _new_span_id(), own[2])
+    _emit_finished(f"orchestration:{orchestration.name or ''}:timer", child, own, "INTERNAL", attributes,
+                   created, fired, None)
+
+
+def _emit_finished(
+    name: str,
+    own: tuple[int, int, int],
+    parent: tuple[int, int, int] | None,
+    kind: str,
+    attributes: dict[str, Any],
+    start: datetime,
+    end: datetime,
+    error: str | None,
+) -> None:
+    """Hand an already finished span with a chosen id to the SDK provider's processors.
+
+    The OpenTelemetry API has no way to start a span with a given id; the SDK's ``ReadableSpan``
+    and the provider's span processor do (the durabletask SDK emits its orchestration spans the
+    same way). With a provider that is not the SDK's the span is skipped, never faked.
+    """
+    try:
+        from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+    except ImportError:
+        return
+    provider = _state["provider"]
+    processor = getattr(provider, "_active_span_processor", None)
+    if not isinstance(provider, TracerProvider) or processor is None:
+        return
+    context = SpanContext(own[0], own[1], is_remote=False, trace_flags=TraceFlags(own[2]))
+    parent_context = (
+        SpanContext(parent[0], parent[1], is_remote=True, trace_flags=TraceFlags(parent[2])) if parent else None
+    )
+    status = Status(StatusCode.ERROR, error) if error is not None else Status(StatusCode.UNSET)
+    span = ReadableSpan(
+        name=name,
+        context=context,
+        parent=parent_context,
+        kind=getattr(SpanKind, kind),
+        attributes=attributes,
+        start_time=_ns(start),
+        end_time=max(_ns(end), _ns(start)),
+        resource=provider.resource,
+        instrumentation_scope=InstrumentationScope(TRACER_NAME),
+        status=status,
+    )
+    try:
+        processor.on_end(span)
+    except Exception:  # an exporter's failure never fails an episode
+        log.debug("telemetry.span_export_failed", extra={"span": name}, exc_info=True)
+
+
+def _ns(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp() * 1_000_000_000)
+
+
+# ---------------------------------------------------------------------------- activities
+
+
+@contextmanager
+def activity_span(event: TaskScheduledEvent, instance_id: str) -> Iterator[Any]:
+    """The ``activity:{name}`` SERVER span of one execution attempt, child of the orchestration span."""
+    tracer = _state["tracer"]
+    if tracer is None:
+        yield None
+        return
+    from opentelemetry.trace import SpanKind
+
+    ctx = event.parent_trace_context
+    parent = _parent_context(ctx.trace_parent, ctx.trace_state) if ctx is not None else None
+    attributes = {
+        ATTR_TYPE: "activity",
+        ATTR_NAME: event.name or "",
+        ATTR_INSTANCE_ID: instance_id,
+        ATTR_TASK_ID: event.event_id,
+    }
+    if event.version:
+        attributes[ATTR_VERSION] = event.version
+    with tracer.start_as_current_span(
+        span_name("activity", event.name, event.version), context=parent, kind=SpanKind.SERVER, attributes=attributes
+    ) as span:
+        yield span
+
+
+def record_activity_outcome(span: Any, failure: FailureDetails | None) -> None:
+    if span is None:
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    if failure is not None:
+        span.set_status(Status(StatusCode.ERROR, failure.error_message))
+        span.set_attribute(ATTR_STATUS, "Failed")
+    else:
+        span.set_attribute(ATTR_STATUS, "Completed")
