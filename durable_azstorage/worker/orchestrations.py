@@ -395,7 +395,7 @@ def _trace_committed(
     for event in outcome.history:
         if isinstance(event, TimerFiredEvent) and event.timer_id in created:
             timer = created[event.timer_id]
-            tracing.emit_timer_span(started, event.timer_id, timer.timestamp, event.fire_at, event.timestamp or now)
+            tracing.emit_timer_span(started, event.timer_id, timer.timestamp, event.fire_at, event.fire_at or now)
     ended = outcome.continued_as_new is not None or outcome.status.is_terminal
     if ended:
         status = OrchestrationStatus.ContinuedAsNew if outcome.continued_as_new is not None else outcome.status
