@@ -15,6 +15,7 @@ had not been committed (which runs again and emits then).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Iterator, Mapping
@@ -170,23 +171,28 @@ def event_raised_span(event: EventRaisedEvent, instance_id: str) -> Iterator[Non
 
 
 def orchestration_context(started: ExecutionStartedEvent, now: datetime) -> DistributedTraceContext | None:
-    """The orchestration span's own context, chosen on the first episode and kept in history.
+    """The orchestration span's own context, kept in history from the first episode on.
 
-    The ``ExecutionStarted`` event's ``ParentTraceContext`` keeps the parent's ``TraceParent`` and
-    gains ``SpanId`` (this orchestration's span) and ``ActivityStartTime`` the first time an enabled
-    worker runs it; later episodes (any worker) read them back from history.
+    The span id is derived from the instance and execution ids, not drawn at random: the first
+    episode sends its outbound messages *before* its history is committed, so an episode replayed
+    after a crash in between must pick the same id the already-sent activity messages carry.
+    ``ParentTraceContext`` keeps the parent's ``TraceParent`` and gains ``SpanId``/``Id`` and
+    ``ActivityStartTime`` (the start message's time) when an enabled worker first runs it.
     """
     if _state["tracer"] is None:
         return None
     ctx = started.parent_trace_context
     if ctx is None:
         ctx = started.parent_trace_context = DistributedTraceContext()
-    parent = _parse(ctx.trace_parent)
-    if ctx.span_id is None:
-        ctx.span_id = f"{_new_span_id():016x}"
-        ctx.activity_start_time = ctx.activity_start_time or now
-        trace_id = parent[0] if parent else (secrets.randbits(128) or 1)
-        ctx.id = _traceparent(trace_id, int(ctx.span_id, 16), parent[2] if parent else 1)
+    if ctx.span_id is None or _parse(ctx.id) is None:
+        execution = started.orchestration_instance.execution_id if started.orchestration_instance else ""
+        digest = hashlib.sha256(f"{execution}:{ctx.trace_parent or ''}".encode()).digest()
+        parent = _parse(ctx.trace_parent)
+        trace_id = parent[0] if parent else (int.from_bytes(digest[8:24], "big") or 1)
+        span_id = int.from_bytes(digest[:8], "big") or 1
+        ctx.span_id = f"{span_id:016x}"
+        ctx.activity_start_time = ctx.activity_start_time or started.timestamp or now
+        ctx.id = _traceparent(trace_id, span_id, parent[2] if parent else 1)
     return ctx
 
 
