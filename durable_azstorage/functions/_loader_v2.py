@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..runtimes.functions import ActivityFunction
 from ._index import CLIENT_BINDINGS, SUPPORTED_BINDINGS, AppIndex, HttpFunction
-from ._sdk_v2x import durable_sdk_major, trigger_handle
+from ._sdk_v2x import durable_sdk_major, sdk_mismatch_hint, trigger_handle
 from ._storage_index import index_storage
 
 __all__ = ["load_v2_app"]
@@ -76,7 +76,8 @@ def _import_script(script: Path) -> ModuleType:
             warnings.simplefilter("ignore", DeprecationWarning)
             spec.loader.exec_module(module)
     except Exception as exc:
-        raise ConfigurationError(f"{script}: importing the app failed: {type(exc).__name__}: {exc}") from exc
+        hint = sdk_mismatch_hint(script.parent, exc)
+        raise ConfigurationError(f"{script}: importing the app failed: {type(exc).__name__}: {exc}{hint}") from exc
     return module
 
 

@@ -11,7 +11,9 @@ host serves in-process on loopback (:class:`~durable_azstorage.sidecar.ClientEnd
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..runtimes.entities import EntityRuntime, EntityRuntimeByName
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
     from ._index import AppIndex
 
 __all__ = [
-    "Runtimes", "binding_overrides", "durable_sdk_major", "runtimes_for", "start_client_endpoint", "trigger_handle",
+    "Runtimes", "binding_overrides", "durable_sdk_major", "installed_sdk_version", "runtimes_for",
+    "sdk_mismatch_hint", "start_client_endpoint", "trigger_handle",
 ]
 
 _DIST = "azure-functions-durable"
@@ -43,11 +46,38 @@ def durable_sdk_major() -> int:
     module = sys.modules.get("azure.durable_functions")
     if module is None:
         return 1
-    try:
-        major = importlib.metadata.version(_DIST).split(".", 1)[0]
-        return 2 if major.isdigit() and int(major) >= 2 else 1
-    except importlib.metadata.PackageNotFoundError:  # a source checkout on sys.path
+    version = installed_sdk_version()
+    if version is None:  # a source checkout on sys.path
         return 2 if hasattr(module, "DurableFunctionsClient") else 1
+    major = version.split(".", 1)[0]
+    return 2 if major.isdigit() and int(major) >= 2 else 1
+
+
+_V2_ONLY_NAMES = ("DurableFunctionsClient", "SyncDurableFunctionsClient", "durabletask")
+_V2_REQUIREMENT = re.compile(r"^\s*azure-functions-durable\s*(?:==|>=|~=|===)\s*2", re.I | re.M)
+
+
+def installed_sdk_version() -> str | None:
+    try:
+        return importlib.metadata.version(_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def sdk_mismatch_hint(folder: Path, exc: BaseException) -> str:
+    """A sentence to add when a 2.x app failed to import next to a 1.x SDK (or an older Python)."""
+    installed = installed_sdk_version()
+    if installed is not None and not installed.startswith("1."):
+        return ""
+    requirements = folder / "requirements.txt"
+    wants_v2 = requirements.is_file() and bool(_V2_REQUIREMENT.search(requirements.read_text(errors="replace")))
+    if not wants_v2 and not any(name in str(exc) for name in _V2_ONLY_NAMES):
+        return ""
+    here = f"azure-functions-durable {installed} on Python {sys.version.split()[0]}" if installed else (
+        f"no azure-functions-durable on Python {sys.version.split()[0]}"
+    )
+    return (f" (this looks like an azure-functions-durable 2.x app, and this is {here}: 2.x needs Python >= 3.13 — "
+            "run durable-azstorage from a Python 3.13 environment with the app's requirements.txt installed)")
 
 
 def trigger_handle(function: Any, binding_name: str) -> TriggerHandle:
