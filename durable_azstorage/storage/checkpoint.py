@@ -75,6 +75,8 @@ class Checkpoint:
     """When the caller last wrote the Instances row of this execution; None: unknown (always merge)."""
     instance_row_custom_status: str | None = None
     """The ``CustomStatus`` column value the caller last wrote (compared before skipping a merge)."""
+    applied_message_ids: Sequence[str] | None = None
+    """The sentinel's record of applied inbound messages after this episode (None: unchanged)."""
 
 
 @dataclass
@@ -118,6 +120,7 @@ async def commit_checkpoint(hub: TaskHubStorage, checkpoint: Checkpoint) -> Chec
         etag=checkpoint.etag,
         now=checkpoint.now,
         offloaded=offloaded,
+        applied_message_ids=checkpoint.applied_message_ids,
     )
     row = instance_codec.instance_update_for_checkpoint(
         list(checkpoint.new_events),

@@ -11,6 +11,7 @@ blobs referenced by ``{Prop}BlobName`` columns.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ PURGE_PARALLEL_BATCHES = 10
 _EXECUTION_ID = "ExecutionId"
 _CHECKPOINT_COMPLETED = "CheckpointCompletedTimestamp"
 _IS_CHECKPOINT_COMPLETE = "IsCheckpointComplete"
+APPLIED_MESSAGES_COLUMN = "AppliedMessageIds"
+"""Not in DTAS (.NET ignores it): queue message ids whose effect the committed history holds."""
 _CONFLICT_STATUSES = frozenset({409, 412})
 
 
@@ -71,6 +74,7 @@ class HistoryLoad:
     checkpoint_completed_at: datetime | None = None
     is_checkpoint_complete: bool | None = None
     blob_names: list[str] = field(default_factory=list)
+    applied_message_ids: list[str] = field(default_factory=list)
 
     @property
     def exists(self) -> bool:
@@ -119,6 +123,7 @@ class HistoryStore:
             result.checkpoint_completed_at = completed_at if isinstance(completed_at, datetime) else None
             complete = sentinel.get(_IS_CHECKPOINT_COMPLETE)
             result.is_checkpoint_complete = complete if isinstance(complete, bool) else None
+            result.applied_message_ids = _applied_ids(sentinel.get(APPLIED_MESSAGES_COLUMN))
         if entities and (expected_execution_id is None or expected_execution_id == sentinel_execution_id):
             execution_id = sentinel_execution_id or _str_or_none(entities[0].get(_EXECUTION_ID))
             rows = _current_generation(entities, execution_id)
@@ -186,6 +191,7 @@ class HistoryStore:
         etag: str | None,
         now: datetime,
         offloaded: list[OffloadedProperty] | None = None,
+        applied_message_ids: Sequence[str] | None = None,
     ) -> str:
         """Append ``new_events`` (the tail of a history of ``all_event_count`` events).
 
@@ -213,7 +219,14 @@ class HistoryStore:
         current_etag = etag
         for batch, is_final in _batches(entities):
             current_etag = await self._commit_batch(
-                instance_id, execution_id, batch, current_etag, now if is_final else None, all_event_count
+                instance_id,
+                execution_id,
+                batch,
+                current_etag,
+                now if is_final else None,
+                all_event_count,
+                # Only the final batch completes the episode, so only it records what was applied.
+                applied_message_ids if is_final else None,
             )
         assert current_etag is not None  # at least one batch was committed
         return current_etag
@@ -277,11 +290,14 @@ class HistoryStore:
         etag: str | None,
         completed_at: datetime | None,
         all_event_count: int,
+        applied_message_ids: Sequence[str] | None = None,
     ) -> str:
         """One entity-group transaction: the rows plus the sentinel that guards them."""
         sentinel = codec.sentinel_entity(
             instance_id, execution_id, checkpoint_complete=completed_at is not None, completed_at=completed_at
         )
+        if applied_message_ids is not None:
+            sentinel[APPLIED_MESSAGES_COLUMN] = json.dumps(list(applied_message_ids), separators=(",", ":"))
         sentinel["PartitionKey"] = batch[0]["PartitionKey"]
         sentinel["RowKey"] = SENTINEL_ROW_KEY
         if completed_at is None:
@@ -429,3 +445,14 @@ def _etag_of(entity: TableEntity | None) -> str | None:
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _applied_ids(value: object) -> list[str]:
+    """The sentinel's applied-message list; anything unreadable counts as empty (never fatal)."""
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        ids = json.loads(value)
+    except ValueError:
+        return []
+    return [str(i) for i in ids] if isinstance(ids, list) else []

@@ -73,6 +73,7 @@ from ..runtimes.entities import (
 from ..runtimes.rules import FIRE_AND_FORGET_TAG
 from ..storage import Checkpoint, TaskHubStorage, commit_checkpoint
 from ..storage.queues import QueueMessage
+from .applied import already_applied, merged, recordable
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
 
@@ -143,6 +144,9 @@ class EntityProcessor:
 
     async def _process(self, instance_id: str, messages: list[QueueMessage]) -> None:
         history = await self._load(instance_id)
+        messages = await self._drop_already_applied(instance_id, messages, history)
+        if not messages:
+            return
         started = next((e for e in history.events if isinstance(e, ExecutionStartedEvent)), None)
         events = [m.data.task_message.event for m in messages if m.data and m.data.task_message]
         if not history.events and not any(isinstance(e, (EventRaisedEvent, ExecutionStartedEvent)) for e in events):
@@ -169,8 +173,21 @@ class EntityProcessor:
             )
         if work.continue_later:
             outbound.event(OrchestrationInstance(instance_id=instance_id), CONTINUE_EVENT_NAME, None, now)
-        await self._commit(instance_id, started, history, state, outbound, now)
+        applied = merged(history.applied_message_ids, [m.message_id for m in messages if recordable(m)])
+        await self._commit(instance_id, started, history, state, outbound, now, applied)
         await asyncio.gather(*(self._hub.queue(m.queue_name).delete(m) for m in messages))
+
+    async def _drop_already_applied(
+        self, instance_id: str, messages: list[QueueMessage], history: CachedHistory
+    ) -> list[QueueMessage]:
+        """Copies of requests whose effect the committed state already holds (worker/applied.py)."""
+        copies = already_applied(messages, history.applied_message_ids)
+        if not copies:
+            return messages
+        log.warning("entity.applied_messages_dropped", extra={"instance_id": instance_id, "count": len(copies)})
+        await asyncio.gather(*(self._hub.queue(m.queue_name).delete(m) for m in copies))
+        dropped = {id(m) for m in copies}
+        return [m for m in messages if id(m) not in dropped]
 
     # ------------------------------------------------------------------ loading
     async def _load(self, instance_id: str) -> CachedHistory:
@@ -183,6 +200,7 @@ class EntityProcessor:
             events=list(loaded.events),
             etag=loaded.etag,
             blob_names=list(loaded.blob_names),
+            applied_message_ids=list(loaded.applied_message_ids),
         )
 
     # ------------------------------------------------------------------ deciding
@@ -342,6 +360,7 @@ class EntityProcessor:
         state: SchedulerState,
         outbound: _Outbound,
         now: datetime,
+        applied: list[str],
     ) -> None:
         execution_id = uuid.uuid4().hex
         started = ExecutionStartedEvent(
@@ -369,6 +388,7 @@ class EntityProcessor:
                 now=now,
                 outbound=[TaskMessage(event=event, orchestration_instance=target) for target, event in outbound.items],
                 custom_status=entity_codec.encode_entity_status(state.status()),
+                applied_message_ids=applied,
             ),
         )
         if history.blob_names:
@@ -383,6 +403,7 @@ class EntityProcessor:
                 events=new_events,
                 etag=result.etag,
                 blob_names=result.offloaded_blob_names,
+                applied_message_ids=applied,
             ),
         )
         log.debug(

@@ -28,6 +28,8 @@ class CachedHistory:
     instance_row_written_at: datetime | None = None
     """When this worker last merged the execution's Instances row (None: not since loading)."""
     instance_row_custom_status: str | None = None
+    applied_message_ids: list[str] = field(default_factory=list)
+    """Inbound messages whose effect this history holds (see worker/applied.py)."""
 
 
 class HistoryCache:

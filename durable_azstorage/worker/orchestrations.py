@@ -34,6 +34,7 @@ from ..storage import Checkpoint, TaskHubStorage, commit_checkpoint
 from ..storage.history_store import HistoryLoad
 from ..storage.queues import QueueMessage
 from ..telemetry import tracing
+from .applied import already_applied, merged, recordable
 from .entities import is_early_entity_response
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
@@ -108,6 +109,7 @@ class OrchestrationProcessor:
         history = await self._load(instance_id, batch)
         self._hold_early_entity_responses(instance_id, batch, history)
         _drop_earlier_attempts(instance_id, batch, history)
+        _drop_already_applied(instance_id, batch, history)
         state = ReplayState(instance_id, history.events)
         if history.events and state.status.is_terminal:
             await self._repair_terminal_row(instance_id, history, state)
@@ -167,6 +169,7 @@ class OrchestrationProcessor:
             events=events,
             etag=loaded.etag,
             blob_names=list(loaded.blob_names),
+            applied_message_ids=list(loaded.applied_message_ids),
         )
         return fresh
 
@@ -315,6 +318,9 @@ class OrchestrationProcessor:
     ) -> None:
         outbound, persisted, execution_id, past = await self._run_continue_as_new(instance_id, outcome, history)
         new_events = list(persisted.history)
+        deferred = {id(m) for m, _ in batch.defer}
+        applied = [m.message_id for m in batch.messages if id(m) not in deferred and recordable(m)]
+        applied_ids = merged(history.applied_message_ids, applied) if applied else history.applied_message_ids
         result = await commit_checkpoint(
             self._hub,
             Checkpoint(
@@ -332,6 +338,7 @@ class OrchestrationProcessor:
                     history.instance_row_written_at if execution_id == history.execution_id else None
                 ),
                 instance_row_custom_status=history.instance_row_custom_status,
+                applied_message_ids=applied_ids if applied else None,
             ),
         )
         if outcome.continued_as_new is not None and history.blob_names:
@@ -347,6 +354,7 @@ class OrchestrationProcessor:
                 blob_names=[] if outcome.continued_as_new else history.blob_names,
                 instance_row_written_at=now if result.instance_row_written else history.instance_row_written_at,
                 instance_row_custom_status=result.instance_row_custom_status,
+                applied_message_ids=applied_ids,
             ),
         )
         consumed = {id(m) for m in batch.delete} | {id(m) for m, _ in batch.defer}
@@ -430,5 +438,17 @@ def _drop_earlier_attempts(instance_id: str, batch: _Batch, history: CachedHisto
             log.info(
                 "orchestration.earlier_attempt_response_dropped",
                 extra={"instance_id": instance_id, "task_id": getattr(event, "task_scheduled_id", None)},
+            )
+            batch.delete.append(message)
+
+
+def _drop_already_applied(instance_id: str, batch: _Batch, history: CachedHistory) -> None:
+    """A copy of a message whose effect the committed history already holds (worker/applied.py)."""
+    settled = {id(m) for m in batch.delete} | {id(m) for m, _ in batch.defer}
+    for message in already_applied(batch.messages, history.applied_message_ids):
+        if id(message) not in settled:
+            log.warning(
+                "orchestration.applied_message_dropped",
+                extra={"instance_id": instance_id, "message_id": message.message_id},
             )
             batch.delete.append(message)

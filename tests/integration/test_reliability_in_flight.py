@@ -45,7 +45,8 @@ class SlowOnEvents:
     async def run_episode(self, request: EpisodeRequest) -> EpisodeResult:
         if any(isinstance(e, EventRaisedEvent) for e in request.new_events):
             self.slow_episodes += 1
-            await asyncio.sleep(SLOW)  # the workload: an episode slower than the message lock
+            if SLOW:
+                await asyncio.sleep(SLOW)  # the workload: an episode slower than the message lock
         return await self._inner.run_episode(request)
 
 
@@ -84,3 +85,58 @@ async def test_event_is_applied_once_when_its_episode_outlasts_the_visibility_ti
         assert state.output == '["first", "second"]'
         history = await client.get_orchestration_history(instance_id)
         assert [e.input for e in history if e.event_type == EventType.EventRaised] == ['"first"', '"second"']
+
+
+async def test_event_whose_delete_failed_after_the_commit_is_not_applied_again(
+    storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    """The checkpoint commits, then deleting the inbound EventRaised fails (storage trouble):
+    the message comes back after its back-off, and must not be applied a second time."""
+    from azure.core.exceptions import HttpResponseError
+
+    from durable_azstorage.codec.names import TaskHubNames
+    from durable_azstorage.storage.queues import QueueMessage
+
+    registry_runtime = SlowOnEvents()
+    settings = WorkerSettings(
+        task_hub_name=task_hub_name, partition_count=1, max_queue_polling_interval=timedelta(seconds=0.5)
+    )
+    worker = Worker(storage_account, settings, orchestration_runtime=registry_runtime)
+    global SLOW
+    SLOW, saved = 0, SLOW
+    failed: list[str] = []
+    try:
+        async with worker, await TaskHubClient.open(storage_account, task_hub_name) as client:
+            queue = worker.hub.queue(TaskHubNames(task_hub_name, 1).control_queues[0])
+            real_delete = queue.delete
+
+            async def delete_failing_once(message: QueueMessage) -> None:
+                event = message.data.task_message.event if message.data and message.data.task_message else None
+                if isinstance(event, EventRaisedEvent) and not failed:
+                    failed.append(message.message_id)
+                    error = HttpResponseError(message="Server Busy")
+                    error.status_code = 503
+                    raise error
+                await real_delete(message)
+
+            queue.delete = delete_failing_once  # type: ignore[method-assign]
+            instance_id = await client.schedule_new_orchestration("two_events")
+
+            async def running() -> bool:
+                state = await client.get_orchestration_state(instance_id)
+                return state is not None and state.runtime_status == OrchestrationStatus.Running
+
+            await eventually(running, timeout=30, message="instance running")
+            await client.raise_event(instance_id, "go", data="first")
+            await eventually(lambda: bool(failed), timeout=30, message="the delete failed once")
+
+            async def queue_empty() -> bool:
+                return await queue.approximate_count() == 0
+
+            # The copy comes back after the storage-trouble back-off and is dropped (deleted).
+            await eventually(queue_empty, timeout=30, message="the returned copy was consumed")
+            await client.raise_event(instance_id, "go", data="second")
+            state = await client.wait_for_completion(instance_id, timeout=60)
+            assert state is not None and state.output == '["first", "second"]'
+    finally:
+        SLOW = saved
