@@ -18,6 +18,15 @@ from durable_azstorage.connection import StorageAccount
 TEST_CONNECTION_ENV = "DURABLE_AZSTORAGE_TEST_CONNECTION"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-size",
+        choices=("small", "large"),
+        default=None,
+        help="tests/chaos size (default: $DURABLE_AZSTORAGE_CHAOS_SIZE or small)",
+    )
+
+
 @pytest.fixture(scope="session")
 def storage_connection_string() -> Iterator[str]:
     explicit = os.environ.get(TEST_CONNECTION_ENV)

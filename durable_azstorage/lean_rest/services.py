@@ -20,7 +20,7 @@ from .auth import Service, authorizer_for
 from .blobs import LeanContainerClient
 from .queues import LeanQueueClient
 from .tables import LeanTableClient
-from .transport import RestTransport
+from .transport import RestTransport, RetrySettings
 
 __all__ = [
     "DATA_PATHS",
@@ -55,6 +55,7 @@ def _transport(
         request_hook=kwargs.get("raw_request_hook"),
         response_hook=kwargs.get("raw_response_hook"),
         trust_env=bool(kwargs.get("use_env_settings", False)),
+        retry=RetrySettings(total=int(kwargs["retry_total"])) if "retry_total" in kwargs else None,
     )
 
 
