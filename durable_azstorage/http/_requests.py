@@ -28,6 +28,7 @@ from ..errors import (
     InvalidInstanceStateError,
 )
 from ..model import OrchestrationStatus
+from ..storage.faults import StorageFault, classify, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +81,16 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc.status, exc.reason)
     except ResourceNotFoundError as exc:
         if not _is_missing_resource(exc):
-            raise
+            return error_response(404, f"not found: {_first_line(exc)}")
         client = request.app[CLIENT]
         return error_response(404, f"task hub {client.task_hub_name} does not exist in account {client.account.label}")
-    except DurableAzStorageError as exc:
-        log.warning("http.request_failed", extra={"path": request.path}, exc_info=True)
-        return error_response(400, str(exc))
-    except Exception:
+    except Exception as exc:
+        storage = storage_error_response(request, exc)
+        if storage is not None:
+            return storage
+        if isinstance(exc, DurableAzStorageError):
+            log.warning("http.request_failed", extra={"path": request.path}, exc_info=True)
+            return error_response(400, str(exc))
         log.exception("http.unhandled_error", extra={"path": request.path})
         return error_response(500, "Something went wrong while processing your request")
 
@@ -95,6 +99,33 @@ def _is_missing_resource(exc: ResourceNotFoundError) -> bool:
     """A table, queue or container of the hub is missing (not a missing row or blob)."""
     code = str(getattr(exc, "error_code", "") or "")
     return code in ("TableNotFound", "QueueNotFound", "ContainerNotFound") or "TableNotFound" in str(exc)
+
+
+def storage_error_response(request: web.Request, exc: BaseException) -> web.Response | None:
+    """Storage trouble as the HTTP status a client can act on (issue 14), never a bare 500.
+
+    Throttled / unavailable / timed out → 503 with ``Retry-After`` (the service's own when it sent
+    one); a missing resource (task hub, table, blob) → 404; a write race (eTag, exists) → 409.
+    """
+    fault = classify(exc)
+    if fault is StorageFault.TRANSIENT:
+        seconds = retry_after_seconds(exc)
+        log.warning("http.storage_unavailable", extra={"path": request.path, "retry_after": seconds})
+        return web.json_response(
+            {"Message": f"storage is unavailable or throttling requests ({_first_line(exc)}); retry later"},
+            status=503,
+            headers={"Retry-After": str(seconds)},
+        )
+    if fault is StorageFault.NOT_FOUND:
+        return error_response(404, f"not found: {_first_line(exc)}")
+    if fault is StorageFault.CONFLICT:
+        return error_response(409, f"conflict with a concurrent change: {_first_line(exc)}; retry")
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc or type(exc).__name__)
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
 
 
 RPC_BASE_PATH = "/durabletask"
