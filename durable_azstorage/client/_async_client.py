@@ -324,10 +324,9 @@ class TaskHubClient(EntityClientMixin):
         return await self._purge_one(instance_id)
 
     async def _purge_one(self, instance_id: str) -> PurgeResult:
-        escaped = escape_partition_key(instance_id)
-        prefixes = {f"{instance_id}/", f"{escaped}/"}  # queue blobs use the raw id, history blobs the key
         results = await asyncio.gather(
-            self._hub.history.purge(instance_id), *(self._hub.payloads.delete_prefix(p) for p in prefixes)
+            self._hub.history.purge(instance_id),
+            self._hub.payloads.delete_instance_blobs(instance_id, escape_partition_key(instance_id)),
         )
         await self._hub.instances.delete(instance_id)
         log.info("client.instance_purged", extra={"instance_id": instance_id, "rows": results[0]})

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..codec import entity_codec, instance_codec
+from ..codec.partitioning import escape_partition_key
 from ..codec.queue_codec import MessageData
 from ..errors import LargePayloadError
 from ..model import (
@@ -299,6 +300,7 @@ class EntityClientMixin:
 
     async def _remove_entity(self, instance_id: str) -> str:
         await self._hub.history.purge(instance_id)
+        await self._hub.payloads.delete_instance_blobs(instance_id, escape_partition_key(instance_id))
         await self._hub.instances.delete(instance_id)
         log.info("client.entity_removed", extra={"instance_id": instance_id})
         return "removed"

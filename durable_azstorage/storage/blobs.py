@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from urllib.parse import quote, unquote, urlsplit
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -17,6 +18,8 @@ from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from ..codec.queue_codec import gunzip_text, gzip_text
 
 __all__ = ["LargePayloadStore", "gunzip_text", "gzip_text"]
+
+_OWN_BLOB = re.compile(r"(?:message|history)-[^/]+")
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,26 @@ class LargePayloadStore:
         except ResourceNotFoundError:
             return 0
         results = await asyncio.gather(*(self.delete(name) for name in names))
+        return sum(1 for deleted in results if deleted)
+
+    async def delete_instance_blobs(self, instance_id: str, partition_key: str) -> int:
+        """Delete exactly the blobs one instance owns; returns how many went.
+
+        Queue payloads are ``{raw id}/message-…``, history and Instances columns
+        ``{partition key}/history-…``. A bare prefix ``{id}/`` would also match the blobs of an
+        instance whose id merely starts with ``{id}/`` (ids may contain ``/``) and, for an
+        instance named ``poison``, the quarantine's own blobs; so only names whose remainder is
+        one of those two forms, without another ``/``, are this instance's.
+        """
+        names: set[str] = set()
+        for prefix in {f"{instance_id}/", f"{partition_key}/"}:
+            try:
+                async for blob in self._container.list_blobs(name_starts_with=prefix):
+                    if _OWN_BLOB.fullmatch(blob.name[len(prefix) :]):
+                        names.add(blob.name)
+            except ResourceNotFoundError:
+                return 0
+        results = await asyncio.gather(*(self.delete(name) for name in sorted(names)))
         return sum(1 for deleted in results if deleted)
 
     def url_for(self, blob_name: str) -> str:
