@@ -312,6 +312,21 @@ class SchedulerState:
         """Requeue ``messages`` *in front of* what is queued (lock-holder requests go first)."""
         self.queue = [*messages, *(self.queue or [])] or None
 
+    def promote_lock_holder(self) -> bool:
+        """Move the lock holder's queued requests to the front (keeping their order).
+
+        A holder's request can sit behind others only through a race: the lock grant was sent,
+        the checkpoint that recorded it failed, and the holder's next request arrived before the
+        replayed grant committed. Left there, the entity waits for the holder and the holder for
+        the entity. Returns whether the holder has requests queued.
+        """
+        if self.locked_by is None or not self.queue:
+            return False
+        holder = [m for m in self.queue if m.parent_instance_id == self.locked_by]
+        if holder and self.queue[0] is not holder[0]:
+            self.queue = [*holder, *(m for m in self.queue if m.parent_instance_id != self.locked_by)]
+        return bool(holder)
+
     def may_dequeue(self) -> bool:
         return bool(self.queue) and (
             self.locked_by is None or self.locked_by == self.queue[0].parent_instance_id  # type: ignore[index]

@@ -164,6 +164,8 @@ class EntityProcessor:
             await self._run_operations(instance_id, state, work, outbound, now)
         if work.lock_request is not None:
             self._grant_lock(state, work.lock_request, outbound, now)
+            # The new holder's requests may already be queued (see promote_lock_holder): run them.
+            work.continue_later = work.continue_later or state.promote_lock_holder()
         for request in work.reschedule:
             assert request.scheduled_time is not None
             due = min(request.scheduled_time, now + MAX_SIGNAL_DELAY)
@@ -240,6 +242,7 @@ class EntityProcessor:
                 state.suspended = False  # "continue" (or anything else) resumes
         if lock_holder:
             state.put_back(lock_holder)
+        state.promote_lock_holder()
         if not state.suspended:
             while state.may_dequeue():
                 if len(work.operations) >= self._settings.max_batch_size:
