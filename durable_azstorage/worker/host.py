@@ -6,8 +6,9 @@ another host takes over in seconds instead of waiting for the lease to expire.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..runtimes.base import ActivityRuntime, OrchestrationRuntime, Registry
 from ..runtimes.entities import EntityRuntime
 from ..settings import WorkerSettings
 from ..storage import TaskHubResources, TaskHubStorage
+from ..storage.faults import is_storage_trouble
 from ..storage.queues import QueueMessage
 from .activities import ActivityProcessor
 from .control_pump import ControlQueuePump, instance_of
@@ -134,11 +136,10 @@ class Worker:
         names = TaskHubNames(settings.task_hub_name, settings.partition_count)
         hub = TaskHubStorage(self.account, names)
         try:
-            await _check_partition_count(hub, settings.partition_count)
+            await _until_storage_answers(lambda: _prepare_hub(self.account, hub, settings.partition_count))
         except BaseException:
             await hub.close()
             raise
-        await TaskHubResources(self.account, names).create()
         self._hub = hub
         self._in_flight = InFlightMessages(hub, settings.control_queue_visibility_timeout)
         self._in_flight.start()
@@ -279,3 +280,31 @@ async def _check_partition_count(hub: TaskHubStorage, configured: int) -> None:
             f"partition count {configured}: start every worker with --partition-count {stored} "
             "(host.json partitionCount), or delete the task hub to change it"
         )
+
+
+async def _prepare_hub(account: StorageAccount, hub: TaskHubStorage, partition_count: int) -> None:
+    await _check_partition_count(hub, partition_count)
+    await TaskHubResources(account, hub.names).create()
+
+
+_START_PATIENCE_S = 60.0
+
+
+async def _until_storage_answers(step: Callable[[], Awaitable[None]]) -> None:
+    """Run a start-up step, waiting out storage trouble (a host restarted during an outage or
+    while the account throttles must come up when storage does, not exit). Anything else —
+    a wrong key, a partition-count mismatch — fails at once, and so does storage that stays
+    unreachable for a minute (most likely a wrong endpoint: say so rather than wait forever)."""
+    delay = 1.0
+    give_up = asyncio.get_running_loop().time() + _START_PATIENCE_S
+    while True:
+        try:
+            await step()
+            return
+        except Exception as exc:
+            if not is_storage_trouble(exc) or asyncio.get_running_loop().time() + delay > give_up:
+                raise
+            first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            log.warning("worker.storage_unavailable_at_start", extra={"retry_in_s": delay, "error": first_line})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
