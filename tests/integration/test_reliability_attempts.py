@@ -15,7 +15,6 @@ from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
-from azure.storage.queue.aio import QueueClient
 from durabletask import task
 
 from durable_azstorage.aio import TaskHubClient
@@ -87,7 +86,8 @@ async def test_late_answer_of_attempt_one_is_not_taken_for_attempt_two(
                 episode=first,
                 sender=OrchestrationInstance(instance_id=instance_id),
             )
-            async with QueueClient.from_connection_string(storage_connection_string, queue_name) as queue:
+            async with storage_account.queue_service() as service:
+                queue = service.get_queue_client(queue_name)
                 await queue.send_message(encode_message_data(stale))
 
                 async def consumed() -> bool:
