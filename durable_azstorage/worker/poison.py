@@ -138,10 +138,11 @@ class PoisonHandler:
                 log.warning("poison.abandon_failed", extra={"queue": message.queue_name}, exc_info=True)
 
     async def _quarantine_own_failure(self, message: QueueMessage, reason: str) -> bool:
-        if self.counts.decisive_count(message) < self.threshold:
+        count = self.counts.decisive_count(message)
+        if count < self.threshold:
             return False
         try:
-            await self.quarantine(message, f"{reason} (dequeued {message.dequeue_count} times)")
+            await self.quarantine(message, f"{reason} (failed {count} times; dequeued {message.dequeue_count} times)")
         except Exception:
             log.warning("poison.quarantine_failed", extra={"queue": message.queue_name}, exc_info=True)
             return False

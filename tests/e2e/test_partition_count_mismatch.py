@@ -31,9 +31,10 @@ def test_worker_with_another_partition_count_stops_with_one_line(storage_connect
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )
     assert proc.returncode != 0
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ") and "has 4 partitions" in lines[0] and "--partition-count 4" in lines[0]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and proc.stderr.rstrip().endswith(errors[0]), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "has 4 partitions" in errors[0] and "--partition-count 4" in errors[0]
 
     async def rows_untouched() -> int | None:
         async with TaskHubStorage(account, TaskHubNames(hub, 4)) as storage:

@@ -412,8 +412,9 @@ async def test_message_whose_episode_keeps_failing_is_quarantined_at_the_thresho
     assert len(rows) == 1
     row = rows[0]
     assert row["EventType"] == "ExecutionStarted"
-    assert row["DequeueCount"] == 2
-    assert "episode failed repeatedly (dequeued 2 times)" in row["Reason"]
+    # Own failures decide (issue 14): a start delivered in-process fails before its first receive.
+    assert 1 <= row["DequeueCount"] <= 2
+    assert "episode failed repeatedly (failed 2 times" in row["Reason"]
     assert json.loads(row["Body"])["TaskMessage"]["Event"]["Name"] == "doomed"
 
 
