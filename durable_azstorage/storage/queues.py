@@ -246,6 +246,11 @@ class TaskHubQueue:
         properties = await self._client.get_queue_properties()
         return int(properties.approximate_message_count or 0)
 
+    async def oldest_inserted_on(self) -> datetime | None:
+        """When the first visible message was enqueued (a peek: never changes visibility)."""
+        peeked = await self._client.peek_messages(max_messages=1)
+        return peeked[0].inserted_on if peeked else None
+
     async def send(
         self, md: MessageData, *, visibility_delay: timedelta | None = None, local: bool = True
     ) -> str | None:

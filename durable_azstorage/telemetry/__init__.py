@@ -4,7 +4,8 @@ Off by default with zero overhead; on with ``OTEL_*`` environment variables, ``-
 or :func:`configure` with your own tracer provider. See docs/observability.md.
 """
 
+from . import metrics
 from .setup import configure, wanted
 from .tracing import TRACER_NAME, disable, enable, is_enabled
 
-__all__ = ["TRACER_NAME", "configure", "disable", "enable", "is_enabled", "wanted"]
+__all__ = ["TRACER_NAME", "metrics", "configure", "disable", "enable", "is_enabled", "wanted"]

@@ -12,13 +12,18 @@ import logging
 import os
 from typing import Any
 
-from . import tracing
+from . import metrics, tracing
 
 __all__ = ["configure", "wanted"]
 
 log = logging.getLogger(__name__)
 
-_TRIGGERS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER")
+_TRIGGERS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_TRACES_EXPORTER",
+)
 
 
 def wanted(flag: bool = False) -> bool:
@@ -33,10 +38,13 @@ def wanted(flag: bool = False) -> bool:
     return any(os.environ.get(name) for name in _TRIGGERS)
 
 
-def configure(flag: bool = False, *, tracer_provider: Any | None = None) -> bool:
-    """Enable tracing if wanted; returns whether it is on. A provider given here is used as is."""
-    if tracer_provider is not None:
-        tracing.enable(tracer_provider)
+def configure(flag: bool = False, *, tracer_provider: Any | None = None, meter_provider: Any | None = None) -> bool:
+    """Enable tracing (and metrics) if wanted; returns whether it is on. Providers given here are used as is."""
+    if tracer_provider is not None or meter_provider is not None:
+        if tracer_provider is not None:
+            tracing.enable(tracer_provider)
+        if meter_provider is not None:
+            metrics.enable(meter_provider)
         return True
     if not wanted(flag):
         return False
@@ -54,8 +62,8 @@ def configure(flag: bool = False, *, tracer_provider: Any | None = None) -> bool
         raise RuntimeError(
             "OpenTelemetry is not installed: pip install 'durable-azstorage[otel]' (or unset OTEL_*)"
         ) from exc
-    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME")
-                                                        or "durable-azstorage"}))
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "durable-azstorage"})
+    provider = TracerProvider(resource=resource)
     exporter: SpanExporter
     if os.environ.get("OTEL_TRACES_EXPORTER", "otlp").lower() == "console":
         # Debugging output: written as each span ends (a span that ended survives a kill -9).
@@ -69,9 +77,36 @@ def configure(flag: bool = False, *, tracer_provider: Any | None = None) -> bool
     trace.set_tracer_provider(provider)
     atexit.register(provider.shutdown)  # flush the batch on a normal exit
     tracing.enable(provider)
+    _configure_metrics(resource)
     _correlate_logs()
     log.info("telemetry.enabled", extra={"exporter": type(exporter).__name__})
     return True
+
+
+def _configure_metrics(resource: Any) -> None:
+    """Metrics through the SDK's periodic reader: OTLP/HTTP, or console with ``OTEL_METRICS_EXPORTER``.
+
+    ``OTEL_METRICS_EXPORTER=none`` keeps traces without metrics; the export interval is the SDK's
+    (``OTEL_METRIC_EXPORT_INTERVAL``, 60 s by default).
+    """
+    choice = os.environ.get("OTEL_METRICS_EXPORTER", "otlp").lower()
+    if choice == "none":
+        return
+    from opentelemetry import metrics as otel_api
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter, PeriodicExportingMetricReader
+
+    exporter: MetricExporter
+    if choice == "console":
+        exporter = ConsoleMetricExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        exporter = OTLPMetricExporter()
+    provider = MeterProvider(resource=resource, metric_readers=[PeriodicExportingMetricReader(exporter)])
+    otel_api.set_meter_provider(provider)
+    atexit.register(provider.shutdown)
+    metrics.enable(provider)
 
 
 class _TraceIds(logging.Filter):

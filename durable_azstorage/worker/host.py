@@ -22,6 +22,7 @@ from ..settings import WorkerSettings
 from ..storage import TaskHubResources, TaskHubStorage
 from ..storage.faults import is_storage_trouble
 from ..storage.queues import QueueMessage
+from ..telemetry import metrics as otel_metrics
 from .activities import ActivityProcessor
 from .control_pump import ControlQueuePump, instance_of
 from .dispatcher import Dispatcher
@@ -72,6 +73,7 @@ class Worker:
         self._partitions: PartitionManager | None = None
         self._activities: ActivityProcessor | None = None
         self._in_flight: InFlightMessages | None = None
+        self._queue_sampler: otel_metrics.QueueSampler | None = None
         self._failures = FailureCounts()  # shared: a message's failures, whichever pump saw them
 
     @classmethod
@@ -134,7 +136,7 @@ class Worker:
     async def start(self) -> None:
         settings = self.settings
         names = TaskHubNames(settings.task_hub_name, settings.partition_count)
-        hub = TaskHubStorage(self.account, names)
+        hub = TaskHubStorage(otel_metrics.instrument_account(self.account), names)
         try:
             await _until_storage_answers(lambda: _prepare_hub(self.account, hub, settings.partition_count))
         except BaseException:
@@ -159,12 +161,15 @@ class Worker:
 
         # Every held control message is renewed by self._in_flight (buffered or running, local
         # or remote runtime), so a slow episode keeps its messages without a per-batch keeper.
+        process_entities = otel_metrics.timed("entity", entities.process)
+        process_orchestrations = otel_metrics.timed("orchestration", orchestrations.process)
+
         async def run_batch(batch: InstanceBatch[QueueMessage]) -> None:
             try:
                 if is_entity_instance(batch.instance_id):
-                    await entities.process(batch.instance_id, batch.messages)
+                    await process_entities(batch.instance_id, batch.messages)
                 else:
-                    await orchestrations.process(batch.instance_id, batch.messages)
+                    await process_orchestrations(batch.instance_id, batch.messages)
             finally:
                 await self._sessions.complete(batch)
                 if self._in_flight is not None:
@@ -178,7 +183,10 @@ class Worker:
                 concurrency=settings.max_concurrent_orchestrations,
             ),
             Dispatcher(
-                "activities", activities.fetch, activities.process, concurrency=settings.max_concurrent_activities
+                "activities",
+                activities.fetch,
+                otel_metrics.timed("activity", activities.process),
+                concurrency=settings.max_concurrent_activities,
             ),
         ]
         for dispatcher in self._dispatchers:
@@ -191,6 +199,11 @@ class Worker:
             is_idle=lambda queue_name: self._sessions.active_in_queue(queue_name) == 0,
         )
         await self._partitions.start()
+        if otel_metrics.is_enabled():
+            self._queue_sampler = otel_metrics.QueueSampler(
+                hub, self, settings.worker_id, otel_metrics.queue_sample_interval()
+            )
+            self._queue_sampler.start()
         log.info("worker.started", extra={"worker_id": settings.worker_id, "task_hub": names.task_hub})
 
     async def _on_partition_acquired(self, queue_name: str) -> None:
@@ -231,6 +244,9 @@ class Worker:
         (they are not tied to a partition) → close clients.
         """
         drain = self.settings.drain_timeout.total_seconds()
+        if self._queue_sampler is not None:
+            await self._queue_sampler.stop()
+            self._queue_sampler = None
         if self._activities is not None:
             self._activities.stop_accepting()
         for queue_name, pump in list(self._pumps.items()):

@@ -33,6 +33,7 @@ from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
 from ..storage import Checkpoint, TaskHubStorage, commit_checkpoint
 from ..storage.history_store import HistoryLoad
 from ..storage.queues import QueueMessage
+from ..telemetry import metrics as otel_metrics
 from ..telemetry import tracing
 from .applied import already_applied, merged, recordable
 from .entities import is_early_entity_response
@@ -127,6 +128,7 @@ class OrchestrationProcessor:
         outcome = state.apply(plan, result)
         tracing.stamp_outbound([*outcome.work_item_messages, *outcome.orchestrator_messages], trace_context)
         await self._commit(instance_id, batch, history, outcome, now)
+        otel_metrics.record_episode(started, outcome)
         if trace_context is not None and started is not None:
             _trace_committed(instance_id, started, history.events, outcome)
 

@@ -28,6 +28,7 @@ from ..model.entities import is_entity_instance
 from ..storage import TaskHubStorage
 from ..storage.faults import is_storage_trouble
 from ..storage.queues import QueueMessage, abandon_delay
+from ..telemetry import metrics as otel_metrics
 
 __all__ = ["FailureCounts", "PoisonHandler", "STORAGE_TROUBLE_MAX_BACKOFF"]
 
@@ -91,6 +92,7 @@ class PoisonHandler:
             await self._mark_instance(instance_id, message, reason)
         await self._hub.queue(message.queue_name).delete(message)
         self.counts.forget(message)
+        otel_metrics.record_poison(message.queue_name)
 
     async def _mark_instance(self, instance_id: str, message: QueueMessage, reason: str) -> None:
         """Make the quarantine visible where users look first: the instance's status."""
