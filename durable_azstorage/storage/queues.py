@@ -8,6 +8,7 @@ returned with its decode error so the worker can quarantine it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -24,6 +25,7 @@ from ..codec.queue_codec import MessageData, decode_message_data, prepare_queue_
 from ..errors import MessageDecodeError
 from ..model import EventRaisedEvent, ExecutionStartedEvent, TimerFiredEvent, utc_now
 from .blobs import LargePayloadStore
+from .faults import is_storage_trouble
 
 __all__ = [
     "MAX_VISIBILITY_DELAY",
@@ -42,6 +44,7 @@ MAX_VISIBILITY_DELAY = timedelta(days=7) - timedelta(seconds=1)
 """Azure rejects longer visibility delays; longer timers are chained by the replay state."""
 _MAX_ABANDON_SECONDS = 600
 _sequence = itertools.count(1)
+_DOWNLOAD_RETRY_DELAY = timedelta(seconds=1)
 _LOCAL_TIMER_WAKE_LIMIT = 3600
 """Delays up to an hour also schedule an in-process wake-up when they are due."""
 
@@ -97,6 +100,8 @@ class QueueMessage:
     body: str
     data: MessageData | None = None
     error: MessageDecodeError | None = None
+    download_error: BaseException | None = None
+    """Set when the large-message blob could not be fetched (storage trouble); not returned."""
 
 
 class _WakeUps:
@@ -320,6 +325,7 @@ class TaskHubQueue:
             async for raw in page:
                 received.append(await self._decode(raw))
             break
+        received = await self._put_back_undownloaded(received)
         received.sort(
             key=lambda m: (
                 m.inserted_on or datetime.min.replace(tzinfo=timezone.utc),
@@ -348,7 +354,28 @@ class TaskHubQueue:
             message.error = exc
         except ResourceNotFoundError as exc:
             message.error = MessageDecodeError(f"large-message blob is missing: {exc}")
+        except Exception as exc:
+            if is_storage_trouble(exc):  # fetching the payload failed: this message only (issue 14)
+                message.download_error = exc
+            else:
+                message.error = MessageDecodeError(f"large-message payload cannot be read: {exc!r}")
         return message
+
+    async def _put_back_undownloaded(self, received: list[QueueMessage]) -> list[QueueMessage]:
+        """A large message whose blob could not be fetched goes back at once (visible again in
+        a second), and the rest of the batch goes on; the whole receive must not fail and leave
+        up to 32 messages invisible for the full visibility timeout."""
+        failed = [m for m in received if m.download_error is not None]
+        if not failed:
+            return received
+        for message in failed:
+            log.warning(
+                "queue.large_message_download_failed",
+                extra={"queue": self.name, "message_id": message.message_id, "error": repr(message.download_error)},
+            )
+            with contextlib.suppress(Exception):  # if this fails too, only this message waits
+                await self._update_visibility(message, _DOWNLOAD_RETRY_DELAY)
+        return [m for m in received if m.download_error is None]
 
     async def delete(self, message: QueueMessage) -> None:
         """Delete; a message already gone (404, new pop receipt) is logged, not raised."""
