@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from azure.core import MatchConditions
@@ -54,6 +55,8 @@ PURGE_PARALLEL_BATCHES = 10
 _EXECUTION_ID = "ExecutionId"
 _CHECKPOINT_COMPLETED = "CheckpointCompletedTimestamp"
 _IS_CHECKPOINT_COMPLETE = "IsCheckpointComplete"
+INTENT_COLUMN = "CheckpointIntentBlob"
+"""Not in DTAS: while a multi-batch checkpoint is being written, the blob holding all of it."""
 APPLIED_MESSAGES_COLUMN = "AppliedMessageIds"
 """Not in DTAS (.NET ignores it): queue message ids whose effect the committed history holds."""
 _CONFLICT_STATUSES = frozenset({409, 412})
@@ -116,6 +119,12 @@ class HistoryStore:
         """
         entities = await self._query_partition(instance_id, expected_execution_id)
         sentinel = next((e for e in reversed(entities) if e.get("RowKey") == SENTINEL_ROW_KEY), None)
+        if (
+            sentinel is not None
+            and sentinel.get(_IS_CHECKPOINT_COMPLETE) is False
+            and await self._roll_forward(instance_id, sentinel)
+        ):
+            return await self.load(instance_id, expected_execution_id)
         sentinel_execution_id = _str_or_none(sentinel.get(_EXECUTION_ID)) if sentinel is not None else None
         result = HistoryLoad(events=[], execution_id=expected_execution_id, etag=_etag_of(sentinel))
         if sentinel is not None:
@@ -216,8 +225,31 @@ class HistoryStore:
         blobs = await self._offload_large_properties(entities, first_sequence)
         if offloaded is not None:
             offloaded.extend(blobs)
+        batches = list(_batches(entities))
+        intent = None
+        if len(batches) > 1:
+            intent = await self._write_intent(partition_key, execution_id, entities, all_event_count, now,
+                                              applied_message_ids)
+        current_etag = await self._commit_batches(
+            instance_id, execution_id, batches, etag, now, all_event_count, applied_message_ids, intent
+        )
+        if intent is not None:
+            await self._payloads.delete(intent)
+        return current_etag
+
+    async def _commit_batches(
+        self,
+        instance_id: str,
+        execution_id: str,
+        batches: Sequence[tuple[list[dict[str, Any]], bool]],
+        etag: str | None,
+        now: datetime,
+        all_event_count: int,
+        applied_message_ids: Sequence[str] | None,
+        intent: str | None,
+    ) -> str:
         current_etag = etag
-        for batch, is_final in _batches(entities):
+        for batch, is_final in batches:
             current_etag = await self._commit_batch(
                 instance_id,
                 execution_id,
@@ -227,9 +259,68 @@ class HistoryStore:
                 all_event_count,
                 # Only the final batch completes the episode, so only it records what was applied.
                 applied_message_ids if is_final else None,
+                intent=(None if intent is None else ("" if is_final else intent)),
             )
         assert current_etag is not None  # at least one batch was committed
         return current_etag
+
+    # --------------------------------------------------- multi-batch intent (issue 14)
+
+    async def _write_intent(
+        self,
+        partition_key: str,
+        execution_id: str,
+        entities: Sequence[dict[str, Any]],
+        all_event_count: int,
+        now: datetime,
+        applied_message_ids: Sequence[str] | None,
+    ) -> str:
+        """Before the first of several batches, the whole checkpoint goes to a blob.
+
+        A crash between batches leaves the sentinel incomplete, pointing at this blob; the next
+        load finishes the checkpoint from it (roll forward). Rolling back is not possible for a
+        new generation (ContinueAsNew, re-create): its first batch already overwrote the old
+        generation's rows from RowKey 0.
+        """
+        blob_name = f"{partition_key}/history-checkpoint-{execution_id}-{random.getrandbits(32):08X}.json.gz"
+        document = {
+            "executionId": execution_id,
+            "eventCount": all_event_count,
+            "completedAt": _encode_value(now),
+            "appliedMessageIds": None if applied_message_ids is None else list(applied_message_ids),
+            "rows": [{k: _encode_value(v) for k, v in row.items()} for row in entities],
+        }
+        await self._payloads.upload_text(blob_name, json.dumps(document, separators=(",", ":")))
+        return blob_name
+
+    async def _roll_forward(self, instance_id: str, sentinel: TableEntity) -> bool:
+        """Finish an interrupted multi-batch checkpoint; False when there is nothing to finish."""
+        blob_name = _str_or_none(sentinel.get(INTENT_COLUMN))
+        if not blob_name:
+            return False
+        try:
+            document = json.loads(await self._payloads.download_text(blob_name))
+        except ResourceNotFoundError:
+            log.error("history.checkpoint_intent_missing", extra={"instance_id": instance_id, "blob": blob_name})
+            return False
+        rows = [{k: _decode_value(v) for k, v in row.items()} for row in document["rows"]]
+        execution_id = str(document["executionId"])
+        await self._commit_batches(
+            instance_id,
+            execution_id,
+            list(_batches(rows)),
+            _etag_of(sentinel),
+            _decode_value(document["completedAt"]),
+            int(document["eventCount"]),
+            document.get("appliedMessageIds"),
+            blob_name,
+        )
+        await self._payloads.delete(blob_name)
+        log.warning(
+            "history.checkpoint_rolled_forward",
+            extra={"instance_id": instance_id, "execution_id": execution_id, "rows": len(rows)},
+        )
+        return True
 
     @staticmethod
     def _history_entity(
@@ -291,11 +382,15 @@ class HistoryStore:
         completed_at: datetime | None,
         all_event_count: int,
         applied_message_ids: Sequence[str] | None = None,
+        *,
+        intent: str | None = None,
     ) -> str:
         """One entity-group transaction: the rows plus the sentinel that guards them."""
         sentinel = codec.sentinel_entity(
             instance_id, execution_id, checkpoint_complete=completed_at is not None, completed_at=completed_at
         )
+        if intent is not None:  # the blob to finish from; "" once the final batch is in
+            sentinel[INTENT_COLUMN] = intent
         if applied_message_ids is not None:
             sentinel[APPLIED_MESSAGES_COLUMN] = json.dumps(list(applied_message_ids), separators=(",", ":"))
         sentinel["PartitionKey"] = batch[0]["PartitionKey"]
@@ -456,3 +551,16 @@ def _applied_ids(value: object) -> list[str]:
     except ValueError:
         return []
     return [str(i) for i in ids] if isinstance(ids, list) else []
+
+
+def _encode_value(value: Any) -> Any:
+    """Row values for the intent blob: JSON, with datetimes tagged (the only non-JSON type)."""
+    if isinstance(value, datetime):
+        return {"$dt": value.astimezone(timezone.utc).isoformat()}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"$dt"}:
+        return datetime.fromisoformat(str(value["$dt"]))
+    return value
