@@ -21,7 +21,7 @@ sys.exit(0 if sys.version_info >= (3, 10) else 1)
 PY
   local started=$SECONDS
   if [ ! -x "$VENV/bin/python" ]; then
-    say "first run: creating the virtualenv $VENV (the first run takes a few minutes; later runs start at once)"
+    say "first run: creating the virtualenv $VENV; set-up takes a few minutes (5 min measured on a busy 2-core machine), later runs start at once"
     "$PYTHON" -m venv "$VENV"
   fi
   local stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"

@@ -495,3 +495,18 @@ def test_azurite_taken_explicit_port_is_one_line() -> None:
         line = one_line_error(cli(None, "azurite", "--in-memory", "--ports", f"{port},0,0"))
     assert f"port {port} on 127.0.0.1 is in use" in line and "--ports" in line
     assert "use standard, auto or BLOB,QUEUE,TABLE" in one_line_error(cli(None, "azurite", "--ports", "x"))
+
+
+# ------------------------------------------------------------------------------ 9. demo
+
+
+def test_demo_shows_statuses_and_ends_with_three_next_commands(storage_connection_string: str) -> None:
+    proc = cli(None, "demo", "--connection", storage_connection_string, "--task-hub-name",
+               "demo" + uuid.uuid4().hex[:8], timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.count(" Completed ") == 2 and "?" not in out.split("Orchestrations:")[1].split("Tables")[0]
+    tail = out[out.index("Next, three commands to try"):]
+    for command in ("1. durable-azstorage azurite", "2. durable-azstorage run examples/functions_app",
+                    "3. curl -X POST localhost:7071/api/orchestrators/hello_sequence"):
+        assert command in tail, tail
