@@ -8,6 +8,7 @@ Errors are one line on stderr with exit code 2 (see :func:`durable_azstorage.cli
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import json
 import os
@@ -52,11 +53,22 @@ DEFAULT_HUB = DEFAULT_TASK_HUB_NAME
 """The Durable Functions extension's local default; see :data:`durable_azstorage.settings.DEFAULT_TASK_HUB_NAME`."""
 
 
+_ACCOUNTS: dict[tuple[str | None, str | None], StorageAccount] = {}
+
+
 def resolve_account(connection: str | None, setting: str | None) -> StorageAccount:
-    """A connection string, or the name of a setting (``AzureWebJobsStorage`` by default)."""
-    if connection and "=" in connection:
-        return StorageAccount.from_connection_string(connection)
-    return StorageAccount.from_settings(name=connection or setting or "AzureWebJobsStorage")
+    """A connection string, or the name of a setting (``AzureWebJobsStorage`` by default).
+
+    One account per command run: the start-up line and the command itself use the same one
+    (an identity-based account holds one credential).
+    """
+    key = (connection, setting)
+    if key not in _ACCOUNTS:
+        if connection and "=" in connection:
+            _ACCOUNTS[key] = StorageAccount.from_connection_string(connection)
+        else:
+            _ACCOUNTS[key] = StorageAccount.from_settings(name=connection or setting or "AzureWebJobsStorage")
+    return _ACCOUNTS[key]
 
 
 def _load_app_dir(ctx: click.Context, _param: click.Parameter, value: Path) -> Path:
@@ -88,7 +100,19 @@ def _default_setting(ctx: click.Context, _param: click.Parameter, value: str | N
     return files.connection_setting() if files is not None else None
 
 
+def _announcing(fn: F) -> F:
+    """Every verb says where it works before it does anything (stderr; ``-q`` hides it)."""
+
+    @functools.wraps(fn)
+    def announced(**params: Any) -> Any:
+        announce(params["task_hub_name"], resolve_account(params["connection"], params["setting"]))
+        return fn(**params)
+
+    return announced  # type: ignore[return-value]
+
+
 def common_options(fn: F) -> F:
+    fn = _announcing(fn)
     fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(fn)
     fn = click.option(
         "--task-hub-name", envvar="DURABLE_TASK_HUB", callback=_default_hub,
@@ -125,9 +149,8 @@ async def with_client(
     hub: str,
     action: Callable[[TaskHubClient], Awaitable[T]],
 ) -> T:
-    """Say where, check the account answers and the hub exists, then run ``action``."""
+    """Check the account answers and the hub exists, then run ``action`` (the verb said where already)."""
     account = resolve_account(connection, setting)
-    announce(hub, account)
     state = await check_storage(account, hub)
     if not state.exists:
         raise hub_missing_error(hub, account)

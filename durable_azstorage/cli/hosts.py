@@ -212,7 +212,6 @@ def serve(
     account = resolve_account(connection, setting)
     sock = bind_port(host, port)
     try:
-        announce(task_hub_name, account, "serving")
         run_async(_serve_api(serve_api, account, task_hub_name, host, sock, key))
     except KeyboardInterrupt:
         pass
@@ -252,7 +251,6 @@ def dashboard(
     account = resolve_account(connection, setting)
     if port:
         bind_port(host, port).close()  # a taken port is one line before anything starts
-    announce(task_hub_name, account, "dashboard of")
 
     async def main() -> None:
         await check_storage(account, task_hub_name)

@@ -34,7 +34,7 @@ from ._common import (
     with_client,
 )
 from ._progress import progress_line
-from ._startup import HubState, announce, check_storage, output
+from ._startup import HubState, check_storage, output
 
 __all__ = ["verbs"]
 
@@ -55,7 +55,6 @@ def start_new(
     account = resolve_account(connection, setting)
 
     async def start() -> tuple[str, HubState]:
-        announce(task_hub_name, account)
         hub = await check_storage(account, task_hub_name)
         async with await TaskHubClient.open(account, task_hub_name) as c:
             if not hub.exists:
@@ -249,5 +248,11 @@ def delete_task_hub(
     """Delete every table, queue and container of the task hub."""
     if not yes and not as_json:
         click.confirm(f"Delete task hub {task_hub_name!r} and all its data?", abort=True)
-    run_async(TaskHubResources(resolve_account(connection, setting), TaskHubNames(task_hub_name)).delete())
+    account = resolve_account(connection, setting)
+    existed = run_async(check_storage(account, task_hub_name)).exists
+    run_async(TaskHubResources(account, TaskHubNames(task_hub_name)).delete())  # also any leftovers
+    if not existed:
+        emit(as_json, {"deleted": None},
+             f"Task hub '{task_hub_name}' does not exist in account {account.label}; nothing to delete.")
+        return
     emit(as_json, {"deleted": task_hub_name}, f"Task hub '{task_hub_name}' deleted.")

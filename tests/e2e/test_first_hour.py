@@ -510,3 +510,12 @@ def test_demo_shows_statuses_and_ends_with_three_next_commands(storage_connectio
     for command in ("1. durable-azstorage azurite", "2. durable-azstorage run examples/functions_app",
                     "3. curl -X POST localhost:7071/api/orchestrators/hello_sequence"):
         assert command in tail, tail
+
+
+def test_every_verb_says_where_it_works(storage_connection_string: str) -> None:
+    hub = "gone" + uuid.uuid4().hex[:8]
+    for args in (("delete-task-hub", "--yes"), ("poison", "list"), ("get-instances",)):
+        proc = cli(storage_connection_string, *args, "--task-hub-name", hub)
+        assert proc.stderr.startswith(f"using task hub {hub} in storage account devstoreaccount1 (http://"), args
+    gone = cli(storage_connection_string, "delete-task-hub", "--yes", "--task-hub-name", hub)
+    assert gone.returncode == 0 and f"Task hub '{hub}' does not exist in account devstoreaccount1" in gone.stdout
