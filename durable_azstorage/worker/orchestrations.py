@@ -32,7 +32,7 @@ from ..runtimes.rules import is_out_of_order, runtime_status
 from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
 from ..storage import Checkpoint, TaskHubStorage, commit_checkpoint
 from ..storage.history_store import HistoryLoad
-from ..storage.queues import QueueMessage
+from ..storage.queues import QueueMessage, abandon_delay
 from ..telemetry import metrics as otel_metrics
 from ..telemetry import tracing
 from .applied import already_applied, merged, recordable
@@ -391,7 +391,10 @@ class OrchestrationProcessor:
     async def _settle(self, batch: _Batch) -> None:
         """Delete consumed messages and abandon deferred ones: the final commit step."""
         work = [self._hub.queue(m.queue_name).delete(m) for m in batch.delete]
-        work += [self._hub.queue(m.queue_name).abandon(m, delay=delay) for m, delay in batch.defer]
+        work += [
+            self._hub.queue(m.queue_name).abandon(m, delay=delay if delay is not None else _deferral(m))
+            for m, delay in batch.defer
+        ]
         await asyncio.gather(*work)
 
 
@@ -454,3 +457,17 @@ def _drop_already_applied(instance_id: str, batch: _Batch, history: CachedHistor
                 extra={"instance_id": instance_id, "message_id": message.message_id},
             )
             batch.delete.append(message)
+
+
+_MAX_DEFERRAL = timedelta(seconds=15)
+
+
+def _deferral(message: QueueMessage) -> timedelta:
+    """Back-off for a message that came too early (a response that beat its history commit).
+
+    DTAS's ``2^DequeueCount`` grows to minutes once storage trouble has inflated the dequeue
+    count (every lapsed lock and retried receive counts), and the instance then waits for
+    nothing: the chaos suite saw an entity response held back for over two minutes after its
+    EventSent was committed. Capped at 15 s, an early message costs a few extra dequeues.
+    """
+    return min(abandon_delay(message.dequeue_count), _MAX_DEFERRAL)

@@ -530,14 +530,14 @@ async def test_response_to_a_task_that_was_never_scheduled_is_abandoned_not_appl
         message_id = await _put_raw(
             storage_connection_string, queue_name, _raw_message(instance_id, stray, state.execution_id)
         )
-        # Abandoned with the DTAS back-off (delay None = 2^DequeueCount s), and again after it.
+        # Abandoned with the DTAS back-off (2^DequeueCount s, capped at 15 s), and again after it.
         abandons = await eventually(
             lambda: len(spy.abandons_of(message_id)) >= 2 and spy.abandons_of(message_id),
             timeout=30,
             message="stray response abandoned twice",
         )
         assert [count for count, _ in abandons[:2]] == [1, 2]
-        assert all(delay is None for _, delay in abandons)
+        assert [delay for _, delay in abandons[:2]] == [timedelta(seconds=2), timedelta(seconds=4)]
         assert not spy.was_deleted(message_id)
         rows = await _history_rows(storage_connection_string, task_hub_name, instance_id)
         assert not [r for r in rows if r.get("EventType") == "TaskCompleted"]
@@ -580,7 +580,7 @@ async def test_response_to_a_non_existent_instance_is_retried_then_deleted(
         late.dequeue_count = 6  # as if it had been abandoned five times already
 
         await processor.process(instance_id, [early])
-        assert spy.abandons_of(early.message_id) == [(1, None)]
+        assert spy.abandons_of(early.message_id) == [(1, timedelta(seconds=2))]
         assert not spy.was_deleted(early.message_id)
 
         await processor.process(instance_id, [late])
