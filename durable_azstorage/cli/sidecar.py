@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from ..settings import LOCAL_MAX_QUEUE_POLLING_INTERVAL
 from ._common import DEFAULT_HUB, run_async
 from ._startup import announce, bind_port, check_storage
 
@@ -31,7 +32,8 @@ __all__ = ["sidecar"]
               help="The same default as `worker`, so both serve one hub side by side.")
 @click.option("--partition-count", type=click.IntRange(1, 16), default=4, show_default=True)
 @click.option("--worker-id", help="Identity in the Partitions table (default: host:pid).")
-@click.option("--max-polling-interval", type=float, default=30.0, show_default=True, help="Seconds.")
+@click.option("--max-polling-interval", type=float,
+              help="Seconds an idle worker waits at most between polls (default 30; 2 on a local emulator).")
 @click.option(
     "--max-concurrent-activities", type=click.IntRange(1, 10_000), default=100, show_default=True,
     help="Activity work items held for connected workers at once (workers' own limits still apply).",
@@ -56,7 +58,7 @@ def sidecar(
     task_hub_name: str,
     partition_count: int,
     worker_id: str | None,
-    max_polling_interval: float,
+    max_polling_interval: float | None,
     max_concurrent_activities: int,
     visibility_timeout: float,
     lease_interval: float,
@@ -76,7 +78,6 @@ def sidecar(
         "task_hub_name": task_hub_name,
         "partition_count": partition_count,
         "max_concurrent_activities": max_concurrent_activities,
-        "max_queue_polling_interval": timedelta(seconds=max_polling_interval),
         "control_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
         "work_item_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
         "lease_interval": timedelta(seconds=lease_interval),
@@ -86,6 +87,10 @@ def sidecar(
     if worker_id:
         overrides["worker_id"] = worker_id
     account = StorageAccount.from_connection_string(connection) if connection else StorageAccount.from_settings()
+    if max_polling_interval is not None:
+        overrides["max_queue_polling_interval"] = timedelta(seconds=max_polling_interval)
+    elif account.is_local:  # the same rule as worker and run (docs/performance.md, "Idle cost vs start latency")
+        overrides["max_queue_polling_interval"] = LOCAL_MAX_QUEUE_POLLING_INTERVAL
     if port:  # a taken port is one line before any worker starts (gRPC binds it again just below)
         bind_port(bind, port).close()
     announce(task_hub_name, account, "sidecar on")
