@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import inspect
 import json
 import logging
 import os
@@ -33,7 +32,7 @@ from ..http import RPC_BASE_PATH, create_app, is_loopback
 from ..settings import DEFAULT_TASK_HUB_NAME, WorkerSettings
 from ..sidecar import ClientEndpoint
 from ..worker import Worker
-from ._bindings import BindingRuntime
+from ._bindings import BindingRuntime, call_user_function
 from ._connections import Connections
 from ._index import AppIndex, HttpFunction
 from ._loader import load_app
@@ -205,9 +204,9 @@ class FunctionsHost:
         if function.output_binding != "$return":
             outputs[function.output_binding] = kwargs[function.output_binding] = _Out()
         try:
-            result = function.function(**kwargs)
-            if inspect.isawaitable(result):
-                result = await result
+            # Plain functions in the thread pool, as the Python worker runs them (a 2.x sync client
+            # blocks on gRPC calls that this loop answers).
+            result = await call_user_function(function.function, kwargs)
         except Exception as exc:
             log.exception("functions.http_function_failed", extra={"function_name": function.name})
             return web.json_response({"error": f"function {function.name!r} failed: {type(exc).__name__}: {exc}"},

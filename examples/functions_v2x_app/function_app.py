@@ -16,7 +16,8 @@ Patterns (orchestrator function names):
 
 * function chaining ........... ``hello_sequence`` (durabletask style)
 * fan-out / fan-in ............ ``fan_out_fan_in`` (1.x style)
-* async HTTP API .............. the starters ``http_start`` / ``http_start_and_wait`` + ``instance_status``
+* async HTTP API .............. the starters ``http_start`` / ``http_start_and_wait`` / ``http_start_sync``
+  (a plain function with the synchronous client) + ``instance_status``
 * monitor ..................... ``monitor_job`` (1.x style, durable timers)
 * human interaction ........... ``approval_workflow`` (durabletask style: event "Approval" vs a timer)
 * sub-orchestrations .......... ``process_orders`` -> ``process_order``
@@ -85,6 +86,14 @@ async def http_start_and_wait(req: func.HttpRequest, client: df.DurableFunctions
     return await client.wait_for_completion_or_create_check_status_response(
         req, instance_id, timeout_in_milliseconds=timeout_ms, retry_interval_in_milliseconds=interval_ms
     )
+
+
+@app.route(route="sync/orchestrators/{functionName}", methods=["POST"])
+@app.durable_client_input(client_name="client")
+def http_start_sync(req: func.HttpRequest, client: df.SyncDurableFunctionsClient) -> func.HttpResponse:
+    """The same starter as a plain function: 2.x hands it the synchronous client."""
+    instance_id = client.schedule_new_orchestration(req.route_params["functionName"], input=_json_body(req))
+    return client.create_check_status_response(req, instance_id)
 
 
 @app.route(route="status/{instanceId}", methods=["GET"])
@@ -296,7 +305,8 @@ _CREDIT_ATTEMPTS: dict[str, int] = {}
 def transfer_funds(context: task.OrchestrationContext, transfer: Any) -> Orchestration:
     """Debit, then credit with retries; refund the debit when the credit fails after every retry.
 
-    Input: ``{"amount", "failuresBeforeSuccess", "maxAttempts", "retryIntervalMs"}``.
+    Input: ``{"amount", "failuresBeforeSuccess", "maxAttempts", "retryIntervalMs", "compensate"}``;
+    with ``compensate: false`` the failure is re-raised after the refund (the instance ends Failed).
     """
     transfer = transfer or {}
     amount = transfer.get("amount", 100)
@@ -316,6 +326,8 @@ def transfer_funds(context: task.OrchestrationContext, transfer: Any) -> Orchest
     except task.TaskFailedError as error:
         refund = yield context.call_activity("refund_debit", input=debit)
         context.set_custom_status({"stage": "compensated"})
+        if not transfer.get("compensate", True):
+            raise  # the instance ends Failed, after the refund
         return {"status": "Compensated", "refund": refund, "error": str(error)[:300]}
     context.set_custom_status({"stage": "done"})
     return {"status": "Transferred", "debit": debit, "credit": credit}

@@ -179,6 +179,13 @@ async def test_fan_out_fan_in_and_the_client_status(host: HostProcess, http: aio
     assert view["runtimeStatus"] == "COMPLETED" and view["output"] == done["output"]
 
 
+async def test_a_plain_function_starter_gets_the_sync_client(host: HostProcess, http: aiohttp.ClientSession) -> None:
+    async with http.post(f"{host.base_url}/api/sync/orchestrators/hello_sequence", json=["Baku"]) as response:
+        assert response.status == 202, await response.text()
+        started = await response.json()
+    assert (await _finished(http, started))["output"] == ["Hello Baku!"]
+
+
 async def test_wait_for_completion_answers_with_the_output(host: HostProcess, http: aiohttp.ClientSession) -> None:
     url = f"{host.base_url}/api/orchestrators/hello_sequence/wait?timeoutMs=30000&intervalMs=200"
     async with http.post(url, json=["Kyiv"]) as response:
@@ -254,6 +261,15 @@ async def test_retries_exhausted_then_compensation(host: HostProcess, http: aioh
     done = await _finished(http, started)
     assert done["output"]["status"] == "Compensated" and done["output"]["refund"] == {"refunded": 100}
     assert "credit service unavailable (attempt 2)" in done["output"]["error"]
+    assert done["customStatus"] == {"stage": "compensated"}
+
+
+async def test_an_unhandled_failure_ends_the_instance_failed(host: HostProcess, http: aiohttp.ClientSession) -> None:
+    started = await _start(http, host.base_url, "transfer_funds", {"failuresBeforeSuccess": 9, "retryIntervalMs": 100,
+                                                                   "maxAttempts": 1, "compensate": False})
+    done = await _finished(http, started)
+    assert done["runtimeStatus"] == "Failed", done
+    assert "credit service unavailable (attempt 1)" in json.dumps(done["output"])
     assert done["customStatus"] == {"stage": "compensated"}
 
 
