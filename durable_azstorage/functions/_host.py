@@ -31,6 +31,7 @@ from ..errors import ConfigurationError
 from ..http import RPC_BASE_PATH, create_app, is_loopback
 from ..settings import DEFAULT_TASK_HUB_NAME, WorkerSettings
 from ..sidecar import ClientEndpoint
+from ..telemetry.propagation import incoming_trace_context
 from ..worker import Worker
 from ._bindings import BindingRuntime, call_user_function
 from ._connections import Connections
@@ -205,8 +206,10 @@ class FunctionsHost:
             outputs[function.output_binding] = kwargs[function.output_binding] = _Out()
         try:
             # Plain functions in the thread pool, as the Python worker runs them (a 2.x sync client
-            # blocks on gRPC calls that this loop answers).
-            result = await call_user_function(function.function, kwargs)
+            # blocks on gRPC calls that this loop answers). The request's trace context is current
+            # for it (to_thread copies it); its durable client forwards it to our RPC route.
+            with incoming_trace_context(request.headers):
+                result = await call_user_function(function.function, kwargs)
         except Exception as exc:
             log.exception("functions.http_function_failed", extra={"function_name": function.name})
             return web.json_response({"error": f"function {function.name!r} failed: {type(exc).__name__}: {exc}"},

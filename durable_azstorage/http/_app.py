@@ -19,6 +19,7 @@ from ..errors import (
     InstanceNotFoundError,
 )
 from ..model import RUNNING_STATUSES, InstanceQuery, OrchestrationStatus
+from ..telemetry.propagation import incoming_trace_context
 from ._entities import add_entity_routes
 from ._requests import (
     CLIENT,
@@ -104,12 +105,13 @@ async def start(request: web.Request) -> web.Response:
     _check_registered(request, name)
     body = await json_body(request, require_json_type=False)
     instance_id = request.match_info.get("instanceId") or None
-    try:
-        instance_id = await client.schedule_new_orchestration(name, raw_input=body, instance_id=instance_id)
-    except ResourceNotFoundError:  # the hub's queues or tables are missing: create them, as a host does
-        await client.create_task_hub()
-        log.warning("http.task_hub_created", extra={"task_hub": client.task_hub_name})
-        instance_id = await client.schedule_new_orchestration(name, raw_input=body, instance_id=instance_id)
+    with incoming_trace_context(request.headers):  # the caller's traceparent parents create_orchestration
+        try:
+            instance_id = await client.schedule_new_orchestration(name, raw_input=body, instance_id=instance_id)
+        except ResourceNotFoundError:  # the hub's queues or tables are missing: create them, as a host does
+            await client.create_task_hub()
+            log.warning("http.task_hub_created", extra={"task_hub": client.task_hub_name})
+            instance_id = await client.schedule_new_orchestration(name, raw_input=body, instance_id=instance_id)
     return await _maybe_wait(request, instance_id)
 
 
