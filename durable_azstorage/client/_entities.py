@@ -44,6 +44,7 @@ from ..model.entities import (
     ticks_from_datetime,
 )
 from ..storage.queues import next_sequence_number
+from ..telemetry import entity_tracing
 
 if TYPE_CHECKING:
     from ..storage import TaskHubStorage
@@ -142,7 +143,9 @@ class EntityClientMixin:
         if scheduled is not None:
             capped = min(scheduled, _utc_now() + MAX_SIGNAL_DELAY)
             name = scheduled_request_event_name(ticks_from_datetime(capped))
-        await self._send_entity_event(entity_id.instance_id, name, entity_codec.encode_request(request))
+        with entity_tracing.signal_span(entity_id.name, operation, entity_id.instance_id) as traceparent:
+            entity_tracing.stamp_request(request, traceparent)
+            await self._send_entity_event(entity_id.instance_id, name, entity_codec.encode_request(request))
         log.info("client.entity_signaled", extra={"instance_id": entity_id.instance_id, "operation": operation})
         return request.id
 

@@ -73,6 +73,7 @@ from ..runtimes.entities import (
 from ..runtimes.rules import FIRE_AND_FORGET_TAG
 from ..storage import Checkpoint, TaskHubStorage, commit_checkpoint
 from ..storage.queues import QueueMessage
+from ..telemetry import entity_tracing
 from .applied import already_applied, merged, recordable
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
@@ -258,11 +259,14 @@ class EntityProcessor:
     @staticmethod
     def _decode_request(instance_id: str, event: EventRaisedEvent) -> RequestMessage | None:
         try:
-            return entity_codec.decode_request(event.input or "")
+            request = entity_codec.decode_request(event.input or "")
         except MessageDecodeError as exc:
             # A malformed request can never succeed: drop it rather than poison the entity.
             log.warning("entity.request_malformed", extra={"instance_id": instance_id, "error": str(exc)})
             return None
+        if event.parent_trace_context is not None:  # a sender that traced the event, not the request
+            entity_tracing.stamp_request(request, event.parent_trace_context.trace_parent)
+        return request
 
     # ------------------------------------------------------------------ running
     async def _run_operations(
@@ -277,6 +281,7 @@ class EntityProcessor:
             entity_state=state.entity_state if state.entity_exists else None,
             operations=operations,
         )
+        started = utc_now()
         try:
             result = await self._runtime.run_batch(request)
         except FunctionNotRegisteredError:
@@ -299,6 +304,7 @@ class EntityProcessor:
                 del work.operations[len(outcomes) :]
                 state.put_back(deferred)
                 work.continue_later = True
+        entity_tracing.emit_operation_spans(instance_id, work.operations, outcomes, started, utc_now())
         for message, outcome in zip(work.operations, outcomes, strict=False):
             if not message.is_signal and message.parent_instance_id is not None:
                 target = OrchestrationInstance(

@@ -33,8 +33,8 @@ from ..runtimes.state import EpisodeOutcome, EpisodePlan, ReplayState
 from ..storage import Checkpoint, TaskHubStorage, commit_checkpoint
 from ..storage.history_store import HistoryLoad
 from ..storage.queues import QueueMessage, abandon_delay
+from ..telemetry import entity_tracing, tracing
 from ..telemetry import metrics as otel_metrics
-from ..telemetry import tracing
 from .applied import already_applied, merged, recordable
 from .entities import is_early_entity_response
 from .history_cache import CachedHistory, HistoryCache
@@ -126,11 +126,13 @@ class OrchestrationProcessor:
             trace_context = tracing.orchestration_context(started, now)
         result = await self._runtime.run_episode(plan.request) if plan.request is not None else None
         outcome = state.apply(plan, result)
+        entity_tracing.stamp_entity_requests(outcome.orchestrator_messages, trace_context)
         tracing.stamp_outbound([*outcome.work_item_messages, *outcome.orchestrator_messages], trace_context)
         await self._commit(instance_id, batch, history, outcome, now)
         otel_metrics.record_episode(started, outcome)
         if trace_context is not None and started is not None:
             _trace_committed(instance_id, started, history.events, outcome)
+            entity_tracing.emit_request_spans(instance_id, trace_context, outcome.orchestrator_messages, now, utc_now())
 
     # ------------------------------------------------------------------ loading
     async def _load(self, instance_id: str, batch: _Batch) -> CachedHistory:
