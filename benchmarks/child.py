@@ -24,6 +24,12 @@ def _engine(args: argparse.Namespace) -> Engine:
         from .engines.azstorage import AzStorageEngine, default_settings
 
         return AzStorageEngine(args.connection_string, server_pid=args.server_pid, **default_settings())
+    if args.engine == "durable_azstorage-otel":
+        from .engines.azstorage import AzStorageEngine, default_settings
+        from .engines.otel import enable_in_memory_telemetry
+
+        enable_in_memory_telemetry()
+        return AzStorageEngine(args.connection_string, server_pid=args.server_pid, **default_settings())
     if args.engine == "durable_azstorage-sidecar":
         from .engines.azstorage import default_settings
         from .engines.sidecar import SidecarEngine
@@ -50,7 +56,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             args.connection_string, concurrency=sizes.concurrency, seconds=sizes.ceiling_seconds
         )
     replay = None
-    if args.engine == "durable_azstorage":
+    if args.engine in ("durable_azstorage", "durable_azstorage-otel"):
         replay = ReplayProbe("runtime").install()
     elif args.engine in ("durabletask-inmem", "durable_azstorage-sidecar"):
         replay = ReplayProbe("executor").install()
@@ -94,6 +100,10 @@ def main() -> None:
         result = asyncio.run(_run(args))
     except Exception as exc:
         result = {"engine": args.engine, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
+    if args.engine == "durable_azstorage-otel":
+        from .engines.otel import summary
+
+        result["telemetry"] = summary()
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(result, fh, indent=2, default=str)
 

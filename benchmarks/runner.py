@@ -26,8 +26,9 @@ from .sizes import PRESETS, WORKLOADS, Sizes
 
 __all__ = ["PEERS", "TARGETS", "main", "run"]
 
-PEERS = ("durable_azstorage-sidecar", "durabletask-inmem", "dbos-postgres")
+PEERS = ("durable_azstorage-sidecar", "durabletask-inmem", "dbos-postgres", "durable_azstorage-otel")
 SIDECAR = "durable_azstorage-sidecar"  # our engine through the gRPC sidecar: needs the same Azurite
+OTEL = "durable_azstorage-otel"  # our engine with OpenTelemetry traces and metrics on (in-memory export)
 # Issue 16's targets (issue 8's ceiling and replay ones kept); printed next to the measurements,
 # never asserted. Override with --target.
 TARGETS = {
@@ -123,9 +124,10 @@ def run(
         ours = _child(OURS, workloads, sizes, extra, budget)
         report["ceiling"] = ours.pop("ceiling", None)
         report["engines"][OURS] = ours
-        if SIDECAR in peers:
-            no_ceiling = [arg for arg in extra if arg != "--ceiling"]
-            report["engines"][SIDECAR] = _child(SIDECAR, workloads, sizes, no_ceiling, budget)
+        for variant in (SIDECAR, OTEL):
+            if variant in peers:
+                no_ceiling = [arg for arg in extra if arg != "--ceiling"]
+                report["engines"][variant] = _child(variant, workloads, sizes, no_ceiling, budget)
     for peer in peers:
         if peer == "durabletask-inmem":
             report["engines"][peer] = _child(peer, workloads, sizes, [], budget)
