@@ -29,11 +29,13 @@ def test_taken_port_and_open_interface_without_key_are_refused(storage_connectio
         port = taken.getsockname()[1]
         done = _sidecar("--host", "127.0.0.1", "--port", str(port), connection=storage_connection_string)
     assert done.returncode == 2
-    expected = f"error: cannot listen on 127.0.0.1:{port}: the port is in use (choose another with --port)"
-    assert done.stderr.strip() == expected
+    # The one start-up rule of every serving command (cli/_startup.py): the port is checked first.
+    assert done.stderr.strip() == f"error: port {port} is in use; pass --port (e.g. --port {port + 1})"
     done = _sidecar("--host", "0.0.0.0", connection=storage_connection_string)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    *banner, line = done.stderr.strip().splitlines()
+    assert all(b.startswith("sidecar on task hub") for b in banner), banner  # what it would serve, then why not
+    assert line == (
         "error: refusing to serve plaintext without a key on 0.0.0.0: pass --key (or --tls-cert/--tls-key), "
         "or bind to localhost"
-    ]
+    )

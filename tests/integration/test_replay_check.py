@@ -143,5 +143,6 @@ async def test_functions_app(storage_account: StorageAccount, storage_connection
     assert cli.returncode == 1 and "DIVERGENT" in cli.stdout, cli.stdout + cli.stderr
     bad = _cli(storage_connection_string, task_hub_name, "--app", "no_such_module:register")
     assert bad.returncode == 2
-    (line,) = bad.stderr.strip().splitlines()
+    *banner, line = bad.stderr.strip().splitlines()  # the hub/account line every command prints first
+    assert all(b.startswith("using task hub") for b in banner), banner
     assert line.startswith("error: Invalid value for --app: cannot import 'no_such_module'"), line
