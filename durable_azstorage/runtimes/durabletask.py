@@ -178,6 +178,9 @@ def _started_pb(e: m.ExecutionStartedEvent) -> dict[str, Any]:
         )
     if e.scheduled_start_time is not None:
         fields["scheduledStartTimestamp"] = _ts(e.scheduled_start_time)
+    ctx = e.parent_trace_context
+    if ctx is not None and ctx.trace_parent:  # the SDK parents its orchestration span on it
+        fields["parentTraceContext"] = pb.TraceContext(traceParent=ctx.trace_parent, traceState=_sv(ctx.trace_state))
     return {"executionStarted": pb.ExecutionStartedEvent(**fields)}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..model import ExecutionStartedEvent, FailureDetails
 from ..runtimes.base import ActivityResult, EpisodeRequest, EpisodeResult
+from ..runtimes.durabletask import _ts as pb_timestamp
 from ..runtimes.durabletask import actions_from_pb, from_pb_failure, to_pb_event
 from ..runtimes.entities import (
     EntityAction,
@@ -25,6 +26,7 @@ from ..runtimes.entities import (
     OperationOutcome,
 )
 from ..runtimes.entities_durabletask import entity_action_from_pb
+from ..telemetry import tracing
 from ._proto import opt, pb, sv
 from .broker import Broker, Kind
 from .hints import EpisodeHints
@@ -32,6 +34,29 @@ from .hints import EpisodeHints
 __all__ = ["RemoteActivityRuntime", "RemoteEntityRuntime", "RemoteOrchestrationRuntime"]
 
 log = logging.getLogger(__name__)
+
+
+def orchestration_trace_context(started: ExecutionStartedEvent | None) -> Any:
+    """Our orchestration span's id and start (kept in history), so the SDK emits its span with them.
+
+    With telemetry on, the host derives the span id and stamps scheduled activities with it
+    exactly as for in-process runs; the SDK worker then emits the one orchestration span itself.
+    """
+    ctx = started.parent_trace_context if started is not None else None
+    if ctx is None or not ctx.span_id:
+        return None
+    fields: dict[str, Any] = {"spanID": sv(ctx.span_id)}
+    if ctx.activity_start_time is not None:
+        fields["spanStartTime"] = pb_timestamp(ctx.activity_start_time)
+    return pb.OrchestrationTraceContext(**fields)
+
+
+def activity_trace_context() -> Any:
+    """The scheduled activity's ``ParentTraceContext`` (the orchestration span), for the SDK's activity span."""
+    ctx = tracing.current_task_context.get()
+    if ctx is None or not ctx.trace_parent:
+        return None
+    return pb.TraceContext(traceParent=ctx.trace_parent, traceState=sv(ctx.trace_state))
 
 
 def _events(events: Any) -> list[Any]:
@@ -49,16 +74,17 @@ class RemoteOrchestrationRuntime:
         self._hints = hints
 
     async def run_episode(self, request: EpisodeRequest) -> EpisodeResult:
+        started = next(
+            (e for e in (*request.past_events, *request.new_events) if isinstance(e, ExecutionStartedEvent)), None
+        )
         item = pb.WorkItem(
             orchestratorRequest=pb.OrchestratorRequest(
                 instanceId=request.instance_id,
                 executionId=sv(request.execution_id),
                 pastEvents=_events(request.past_events),
                 newEvents=_events(request.new_events),
+                orchestrationTraceContext=orchestration_trace_context(started),
             )
-        )
-        started = next(
-            (e for e in (*request.past_events, *request.new_events) if isinstance(e, ExecutionStartedEvent)), None
         )
         response = await self._broker.run(
             Kind.ORCHESTRATION,
@@ -90,6 +116,7 @@ class RemoteActivityRuntime:
                 input=sv(input),
                 orchestrationInstance=pb.OrchestrationInstance(instanceId=instance_id),
                 taskId=task_id,
+                parentTraceContext=activity_trace_context(),
             )
         )
         response = await self._broker.run(Kind.ACTIVITY, item, (instance_id, task_id), name=name)

@@ -15,6 +15,7 @@ had not been committed (which runs again and emits then).
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import secrets
@@ -70,6 +71,13 @@ def enable(tracer_provider: Any | None = None) -> None:
     provider = tracer_provider or trace.get_tracer_provider()
     _state["provider"] = provider
     _state["tracer"] = trace.get_tracer(TRACER_NAME, tracer_provider=provider)
+
+
+#: The ``ParentTraceContext`` of the work item being run (an activity's ``TaskScheduled``), for
+#: runtimes that hand it on to another process (the gRPC sidecar's ``ActivityRequest``).
+current_task_context: contextvars.ContextVar[DistributedTraceContext | None] = contextvars.ContextVar(
+    "durable_azstorage_task_trace_context", default=None
+)
 
 
 def disable() -> None:

@@ -124,7 +124,13 @@ class ActivityProcessor:
         event = tm.event
         assert isinstance(event, TaskScheduledEvent)
         if getattr(self._runtime, "emits_spans", False) or not tracing.is_enabled():
-            return await self._execute(tm, event)
+            if event.parent_trace_context is None or not tracing.is_enabled():
+                return await self._execute(tm, event)
+            token = tracing.current_task_context.set(event.parent_trace_context)  # for a remote runtime
+            try:
+                return await self._execute(tm, event)
+            finally:
+                tracing.current_task_context.reset(token)
         with tracing.activity_span(event, tm.orchestration_instance.instance_id) as span:
             result = await self._execute(tm, event)
             tracing.record_activity_outcome(span, result.failure_details)

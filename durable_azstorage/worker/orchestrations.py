@@ -122,7 +122,8 @@ class OrchestrationProcessor:
             return
         started = state.started or next((e for e in plan.accepted if isinstance(e, ExecutionStartedEvent)), None)
         trace_context = None
-        if started is not None and not getattr(self._runtime, "emits_spans", False):
+        remote_spans = getattr(self._runtime, "emits_spans", False)  # the SDK worker emits them with our ids
+        if started is not None:
             trace_context = tracing.orchestration_context(started, now)
         result = await self._runtime.run_episode(plan.request) if plan.request is not None else None
         outcome = state.apply(plan, result)
@@ -130,7 +131,7 @@ class OrchestrationProcessor:
         tracing.stamp_outbound([*outcome.work_item_messages, *outcome.orchestrator_messages], trace_context)
         await self._commit(instance_id, batch, history, outcome, now)
         otel_metrics.record_episode(started, outcome)
-        if trace_context is not None and started is not None:
+        if trace_context is not None and started is not None and not remote_spans:
             _trace_committed(instance_id, started, history.events, outcome)
             entity_tracing.emit_request_spans(instance_id, trace_context, outcome.orchestrator_messages, now, utc_now())
 

@@ -1,0 +1,90 @@
+"""Through the gRPC sidecar: the durabletask SDK worker's own spans join the client's trace.
+
+The sidecar passes ``ExecutionStarted.parentTraceContext`` (the client's create span), the
+orchestration span's id and start chosen by the host (``OrchestratorRequest.orchestrationTraceContext``)
+and each activity's ``ActivityRequest.parentTraceContext`` (that orchestration span); the SDK worker,
+in this process, emits the orchestration and activity spans into the global tracer provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from durabletask import task
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from durable_azstorage import telemetry
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.connection import StorageAccount
+from durable_azstorage.model import OrchestrationStatus
+from durable_azstorage.settings import WorkerSettings
+from tests.helpers import eventually
+from tests.sidecar_support import HostedWorker
+
+
+def shout(ctx: task.ActivityContext, word: str) -> str:
+    return word.upper()
+
+
+def shouting(ctx: task.OrchestrationContext, _: None) -> Generator[task.Task[Any], Any, list[str]]:
+    out = []
+    for word in ("a", "b"):
+        out.append((yield ctx.call_activity(shout, input=word)))
+    return out
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The SDK worker emits through the *global* provider: install one (once per process) and listen."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+        provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.configure(tracer_provider=provider)
+    try:
+        yield exporter
+    finally:
+        telemetry.disable()
+        exporter.shutdown()  # processors cannot be removed; a shut-down exporter keeps nothing more
+
+
+async def test_sdk_worker_spans_join_the_client_trace(
+    spans: InMemorySpanExporter, storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=1))
+    host = HostedWorker(storage_account, settings, "sidecar")
+    host.add_orchestrator(shouting)
+    host.add_activity(shout)
+    async with host as worker:
+        await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
+        async with await TaskHubClient.open(storage_account, task_hub_name) as client:
+            instance_id = await client.schedule_new_orchestration("shouting")
+            state = await client.wait_for_completion(instance_id, timeout=60)
+    assert state.runtime_status == OrchestrationStatus.Completed
+
+    def named(name: str) -> list[Any]:
+        return [s for s in spans.get_finished_spans() if s.name == name]
+
+    await eventually(lambda: len(named("orchestration:shouting")) >= 1, timeout=10, message="orchestration span")
+    (create,) = named("create_orchestration:shouting")
+    orchestrations = named("orchestration:shouting")
+    assert len(orchestrations) == 1, [(s.name, s.kind) for s in orchestrations]  # the SDK's; we emit none
+    (orchestration,) = orchestrations
+    assert orchestration.kind == SpanKind.SERVER and orchestration.instrumentation_scope.name == "durabletask"
+    assert orchestration.context.trace_id == create.context.trace_id
+    assert orchestration.parent is not None and orchestration.parent.span_id == create.context.span_id
+    activities = [s for s in named("activity:shout") if s.kind == SpanKind.SERVER]
+    assert len(activities) == 2
+    for span in activities:
+        assert span.context.trace_id == create.context.trace_id
+        assert span.parent is not None and span.parent.span_id == orchestration.context.span_id
