@@ -72,11 +72,11 @@ def chaos_flow(ctx: task.OrchestrationContext, spec: dict[str, Any]) -> Generato
                                                instance_id=f"{ctx.instance_id}-child")
     counter = entities.EntityInstanceId("counter", spec["entity"])
     ctx.signal_entity(counter, "add", {"op": f"{run_id}:signal", "n": 1})
-    if spec.get("lock"):
+    if spec.get("calls"):
         with (yield ctx.lock_entities([counter])):
             yield ctx.call_entity(counter, "add", {"op": f"{run_id}:locked", "n": 1})
     else:
-        yield ctx.call_entity(counter, "add", {"op": f"{run_id}:locked", "n": 1})
+        ctx.signal_entity(counter, "add", {"op": f"{run_id}:locked", "n": 1})
     events = []
     for _ in range(int(spec["events"])):
         events.append((yield ctx.wait_for_external_event("ev")))

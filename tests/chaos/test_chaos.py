@@ -48,16 +48,17 @@ class Size:
     outage_seconds: float
     slow_instances: int
     completion_timeout: float
-    locks: bool
-    """Calls under an entity lock. Off in the small size until the open lock/sorter stall under
-    replayed episodes is fixed (docs/reliability.md, "Open"): the default run must be reliable."""
+    calls: bool
+    """Entity calls under a lock. Off in the small size until the two open stalls of entity
+    calls under storage faults are fixed (docs/reliability.md, "Open"): the default run must be
+    reliable. The small size signals the entity instead."""
 
 
 SIZES = {
     "small": Size(instances=6, events=3, entities=2, client_signals=4, chaos_seconds=35, kills=2,
-                  outage_seconds=4, slow_instances=1, completion_timeout=150, locks=False),
+                  outage_seconds=4, slow_instances=1, completion_timeout=150, calls=False),
     "large": Size(instances=30, events=5, entities=4, client_signals=20, chaos_seconds=150, kills=8,
-                  outage_seconds=8, slow_instances=4, completion_timeout=400, locks=True),
+                  outage_seconds=8, slow_instances=4, completion_timeout=400, calls=True),
 }
 
 
@@ -176,7 +177,7 @@ class Harness:
             instance_id = f"{self.hub}-{run_id}"
             spec = {"id": run_id, "n": index, "entity": f"e{index % self.size.entities}",
                     "events": self.size.events, "slow": 6 if index < self.size.slow_instances else 0,
-                    "lock": self.size.locks}
+                    "calls": self.size.calls}
             await _retry("start", lambda s=spec, i=instance_id: self.client.schedule_new_orchestration(
                 "chaos_flow", input=s, instance_id=i))
             self.ledger.expected_events[instance_id] = []
@@ -351,7 +352,9 @@ async def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
             ledger.problems.append(f"{instance_id}: unexpected output {output}")
     duplicates, _missing = ledger.activity_duplicates()
     lease = harness.settings.lease_interval
-    slow_recoveries = [r for r in ledger.kill_recoveries if r > lease + 6]
+    # The dead host's lease runs out within one lease; a survivor claims at its next 2 s poll;
+    # while faults are injected the survivors' own Partitions reads fail too: allow one more lease.
+    slow_recoveries = [r for r in ledger.kill_recoveries if r > 2 * lease + 2]
     if slow_recoveries:
         ledger.problems.append(f"partitions re-owned only after {slow_recoveries} s (lease {lease} s)")
     figures = {
