@@ -86,10 +86,15 @@ def configure(flag: bool = False, *, tracer_provider: Any | None = None, meter_p
 def _configure_metrics(resource: Any) -> None:
     """Metrics through the SDK's periodic reader: OTLP/HTTP, or console with ``OTEL_METRICS_EXPORTER``.
 
-    ``OTEL_METRICS_EXPORTER=none`` keeps traces without metrics; the export interval is the SDK's
-    (``OTEL_METRIC_EXPORT_INTERVAL``, 60 s by default).
+    ``OTEL_METRICS_EXPORTER=none`` keeps traces without metrics; unset, metrics go over OTLP only
+    when an OTLP endpoint is named (so ``OTEL_TRACES_EXPORTER=console`` alone does not send metrics
+    to a collector that is not there). The export interval is the SDK's (``OTEL_METRIC_EXPORT_INTERVAL``,
+    60 s by default).
     """
-    choice = os.environ.get("OTEL_METRICS_EXPORTER", "otlp").lower()
+    choice = os.environ.get("OTEL_METRICS_EXPORTER", "").lower()
+    if not choice:  # unset: OTLP when an endpoint is named, else none (console traces alone stay quiet)
+        endpoints = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        choice = "otlp" if any(os.environ.get(name) for name in endpoints) else "none"
     if choice == "none":
         return
     from opentelemetry import metrics as otel_api
