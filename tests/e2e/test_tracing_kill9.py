@@ -2,8 +2,9 @@
 
 The workers are the real CLI with ``--otel`` and the SDK's console exporter (synchronous, so a span
 that ended before the kill is on disk); the client's spans come from the SDK's in-memory exporter.
-An independent ledger, written by the activity itself, counts executions: the number of activity
-spans must equal it — one span per execution attempt, duplicates after the kill included.
+An independent ledger, written by the activity itself, counts executions: the activity spans must
+match it key for key — one span per execution attempt, duplicates after the kill included — except
+at most one attempt caught by the kill between its ledger line and the end of its span.
 """
 
 from __future__ import annotations
@@ -132,7 +133,10 @@ async def test_one_trace_per_orchestration_through_a_kill(
         f"{s['attributes']['durabletask.task.instance_id']} {s['attributes']['durabletask.task.task_id']}"
         for s in spans if s["name"] == "activity:traced_square"
     )
-    assert activity_spans == executions, "one activity span per execution attempt"
+    # One span per execution attempt. The only allowed gap: an attempt that wrote its ledger line in
+    # the instant before the kill and died before its span ended (microseconds) — at most one.
+    assert not activity_spans - executions, "a span for an execution the ledger does not know"
+    assert sum((executions - activity_spans).values()) <= 1, executions - activity_spans
     duplicates = sum(executions.values()) - len(executions)
     print(f"activity executions {sum(executions.values())}, logical {len(executions)}, duplicates {duplicates}")
 
