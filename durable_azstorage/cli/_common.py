@@ -37,6 +37,7 @@ __all__ = [
     "as_utc",
     "common_options",
     "emit",
+    "host_settings",
     "load_register_function",
     "parse_statuses",
     "payload_arg",
@@ -293,3 +294,39 @@ def load_register_function(spec: str) -> Callable[[Any], None]:
     if not callable(register):
         raise click.BadParameter(f"{module_name!r} has no callable {attr!r}", param_hint="--app")
     return register  # type: ignore[no-any-return]
+
+
+def host_settings(
+    account: StorageAccount,
+    *,
+    task_hub_name: str,
+    partition_count: int,
+    visibility_timeout: float,
+    lease_interval: float,
+    max_polling_interval: float | None,
+    worker_id: str | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The WorkerSettings fields every hosting verb (worker, sidecar) takes from its options."""
+    from datetime import timedelta
+
+    from ..settings import LOCAL_MAX_QUEUE_POLLING_INTERVAL
+
+    overrides: dict[str, Any] = {
+        "task_hub_name": task_hub_name,
+        "partition_count": partition_count,
+        "control_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
+        "work_item_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
+        "lease_interval": timedelta(seconds=lease_interval),
+        # DTAS claims for a fixed minute; shorter test leases shorten the claim too.
+        "lease_claim_duration": timedelta(seconds=60.0 if lease_interval >= 30 else lease_interval),
+        "lease_acquire_interval": timedelta(seconds=min(10.0, lease_interval / 3)),
+        **extra,
+    }
+    if worker_id:
+        overrides["worker_id"] = worker_id
+    if max_polling_interval is not None:
+        overrides["max_queue_polling_interval"] = timedelta(seconds=max_polling_interval)
+    elif account.is_local:  # docs/performance.md, "Idle cost vs start latency"
+        overrides["max_queue_polling_interval"] = LOCAL_MAX_QUEUE_POLLING_INTERVAL
+    return overrides

@@ -14,9 +14,8 @@ import click
 from ..app_files import load_app_files
 from ..codec.names import TaskHubNames
 from ..connection import StorageAccount
-from ..settings import LOCAL_MAX_QUEUE_POLLING_INTERVAL
 from ..storage import TaskHubResources
-from ._common import DEFAULT_HUB, Verbs, load_register_function, resolve_account, run_async
+from ._common import DEFAULT_HUB, Verbs, host_settings, load_register_function, resolve_account, run_async
 from ._startup import announce, bind_port, check_storage, output
 
 __all__ = ["run", "verbs", "worker"]
@@ -66,24 +65,13 @@ def worker(
     from ..worker import Worker
 
     register = load_register_function(app_spec)
-    overrides: dict[str, Any] = {
-        "task_hub_name": task_hub_name,
-        "partition_count": partition_count,
-        "control_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
-        "work_item_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
-        "lease_interval": timedelta(seconds=lease_interval),
-        # DTAS claims for a fixed minute; shorter test leases shorten the claim too.
-        "lease_claim_duration": timedelta(seconds=60.0 if lease_interval >= 30 else lease_interval),
-        "lease_acquire_interval": timedelta(seconds=min(10.0, lease_interval / 3)),
-        "drain_timeout": timedelta(seconds=drain_timeout),
-    }
-    if worker_id:
-        overrides["worker_id"] = worker_id
     account = resolve_account(connection, None)
-    if max_polling_interval is not None:
-        overrides["max_queue_polling_interval"] = timedelta(seconds=max_polling_interval)
-    elif account.is_local:
-        overrides["max_queue_polling_interval"] = LOCAL_MAX_QUEUE_POLLING_INTERVAL
+    overrides = host_settings(
+        account, task_hub_name=task_hub_name, partition_count=partition_count,
+        visibility_timeout=visibility_timeout, lease_interval=lease_interval,
+        max_polling_interval=max_polling_interval, worker_id=worker_id,
+        drain_timeout=timedelta(seconds=drain_timeout),
+    )
     host = Worker(account, WorkerSettings(**overrides))
     register(host)
     if health_port:  # probes bind before the worker starts, like every other port

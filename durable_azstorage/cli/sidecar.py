@@ -6,14 +6,12 @@ import asyncio
 import functools
 import signal
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..settings import LOCAL_MAX_QUEUE_POLLING_INTERVAL
-from ._common import DEFAULT_HUB, run_async
+from ._common import DEFAULT_HUB, host_settings, run_async
 from ._startup import announce, bind_port, check_storage
 
 __all__ = ["sidecar"]
@@ -74,23 +72,13 @@ def sidecar(
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     tls = TlsFiles(tls_cert.read_bytes(), tls_key.read_bytes()) if tls_cert and tls_key else None
-    overrides: dict[str, Any] = {
-        "task_hub_name": task_hub_name,
-        "partition_count": partition_count,
-        "max_concurrent_activities": max_concurrent_activities,
-        "control_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
-        "work_item_queue_visibility_timeout": timedelta(seconds=visibility_timeout),
-        "lease_interval": timedelta(seconds=lease_interval),
-        "lease_claim_duration": timedelta(seconds=60.0 if lease_interval >= 30 else lease_interval),
-        "lease_acquire_interval": timedelta(seconds=min(10.0, lease_interval / 3)),
-    }
-    if worker_id:
-        overrides["worker_id"] = worker_id
     account = StorageAccount.from_connection_string(connection) if connection else StorageAccount.from_settings()
-    if max_polling_interval is not None:
-        overrides["max_queue_polling_interval"] = timedelta(seconds=max_polling_interval)
-    elif account.is_local:  # the same rule as worker and run (docs/performance.md, "Idle cost vs start latency")
-        overrides["max_queue_polling_interval"] = LOCAL_MAX_QUEUE_POLLING_INTERVAL
+    overrides = host_settings(
+        account, task_hub_name=task_hub_name, partition_count=partition_count,
+        visibility_timeout=visibility_timeout, lease_interval=lease_interval,
+        max_polling_interval=max_polling_interval, worker_id=worker_id,
+        max_concurrent_activities=max_concurrent_activities,
+    )
     if port:  # a taken port is one line before any worker starts (gRPC binds it again just below)
         bind_port(bind, port).close()
     announce(task_hub_name, account, "sidecar on")
