@@ -222,7 +222,13 @@ async def _serve_api(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await serve_api(account, task_hub_name, host=host, port=port, key=key, sock=sock, stop=stop)
+    from ..dashboard import counted_account, mount_dashboard
+
+    account, counter = counted_account(account)  # the dashboard shows this process's transactions
+    await serve_api(
+        account, task_hub_name, host=host, port=port, key=key, sock=sock, stop=stop,
+        extend=lambda app, client: mount_dashboard(app, client, key=key, counter=counter),
+    )
 
 
 @verbs.command("dashboard")

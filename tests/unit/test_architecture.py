@@ -25,9 +25,9 @@ LAYER = {
     "operations": 3,
     "http": 4,
     "sidecar": 4,
-    "dashboard": 4,
-    "functions": 5,
-    "cli": 6,
+    "dashboard": 5,
+    "functions": 6,
+    "cli": 7,
 }
 """Foundations that every layer may use (errors, settings, connection, metrics, app files, azurite)."""
 
@@ -104,3 +104,24 @@ def test_private_modules_are_imported_only_inside_their_package() -> None:
     assert not leaks, "private modules used from another package (import from the package face):\n" + "\n".join(
         leaks
     )
+
+
+def test_packages_do_not_import_each_other_in_a_loop() -> None:
+    """Same-layer packages may use each other one way only (the dashboard builds on http, not back)."""
+    edges: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        here = path.relative_to(PACKAGE).parts[0]
+        if here not in LAYER:
+            continue
+        for module in _imports(path):
+            parts = module.split(".")
+            if parts[0] == "durable_azstorage" and len(parts) > 1 and parts[1] in LAYER and parts[1] != here:
+                edges.setdefault(here, set()).add(parts[1])
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(
+            nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})) for nxt in edges.get(start, ())
+        )
+
+    loops = sorted(f"{a} -> {b} -> … -> {a}" for a in edges for b in edges[a] if reaches(b, a, {b}))
+    assert not loops, "package import loops:\n" + "\n".join(loops)
