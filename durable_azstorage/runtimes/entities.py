@@ -37,12 +37,17 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class EntityOperation:
-    """One operation to run: its name, JSON input and the request id it answers."""
+    """One operation to run: its name, JSON input, the request id it answers and its caller's context.
+
+    ``trace_parent`` is the W3C ``traceparent`` of the caller's span (the request's
+    ``parentTraceContext``), so a runtime that emits its own operation spans can parent them.
+    """
 
     operation: str
     input: str | None = None
     id: str = ""
     is_signal: bool = True
+    trace_parent: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ from ..runtimes.entities import (
     EntityAction,
     EntityBatchRequest,
     EntityBatchResult,
+    EntityOperation,
     OperationOutcome,
 )
 from ..runtimes.entities_durabletask import entity_action_from_pb
@@ -57,6 +58,13 @@ def activity_trace_context() -> Any:
     if ctx is None or not ctx.trace_parent:
         return None
     return pb.TraceContext(traceParent=ctx.trace_parent, traceState=sv(ctx.trace_state))
+
+
+def operation_trace_context(op: EntityOperation) -> Any:
+    """The caller's span as ``OperationRequest.traceContext``: the SDK parents its entity span with it."""
+    if not op.trace_parent:
+        return None
+    return pb.TraceContext(traceParent=op.trace_parent)
 
 
 def _events(events: Any) -> list[Any]:
@@ -129,6 +137,7 @@ class RemoteEntityRuntime:
     """One batch = one ``entityRequest`` (v1 ``EntityBatchRequest``) answered by ``CompleteEntityTask``."""
 
     renews_leases = True
+    emits_spans = True  # the SDK worker emits one entity span per operation (with the caller's context)
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
@@ -139,7 +148,12 @@ class RemoteEntityRuntime:
                 instanceId=request.instance_id,
                 entityState=sv(request.entity_state),
                 operations=[
-                    pb.OperationRequest(operation=op.operation, requestId=op.id, input=sv(op.input))
+                    pb.OperationRequest(
+                        operation=op.operation,
+                        requestId=op.id,
+                        input=sv(op.input),
+                        traceContext=operation_trace_context(op),
+                    )
                     for op in request.operations
                 ],
             )

@@ -273,7 +273,8 @@ class EntityProcessor:
         self, instance_id: str, state: SchedulerState, work: _Work, outbound: _Outbound, now: datetime
     ) -> None:
         operations = [
-            EntityOperation(operation=r.operation or "", input=r.input, id=r.id, is_signal=r.is_signal)
+            EntityOperation(operation=r.operation or "", input=r.input, id=r.id, is_signal=r.is_signal,
+                            trace_parent=entity_tracing.request_traceparent(r))
             for r in work.operations
         ]
         request = EntityBatchRequest(
@@ -304,7 +305,8 @@ class EntityProcessor:
                 del work.operations[len(outcomes) :]
                 state.put_back(deferred)
                 work.continue_later = True
-        entity_tracing.emit_operation_spans(instance_id, work.operations, outcomes, started, utc_now())
+        if not getattr(self._runtime, "emits_spans", False):  # a gRPC worker emits its own, with our context
+            entity_tracing.emit_operation_spans(instance_id, work.operations, outcomes, started, utc_now())
         for message, outcome in zip(work.operations, outcomes, strict=False):
             if not message.is_signal and message.parent_instance_id is not None:
                 target = OrchestrationInstance(

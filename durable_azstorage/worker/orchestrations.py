@@ -131,8 +131,10 @@ class OrchestrationProcessor:
         tracing.stamp_outbound([*outcome.work_item_messages, *outcome.orchestrator_messages], trace_context)
         await self._commit(instance_id, batch, history, outcome, now)
         otel_metrics.record_episode(started, outcome)
-        if trace_context is not None and started is not None and not remote_spans:
-            _trace_committed(instance_id, started, history.events, outcome)
+        if trace_context is not None and started is not None:
+            if not remote_spans:
+                _trace_committed(instance_id, started, history.events, outcome)
+            # The durabletask SDK worker emits no caller-side entity spans: the host always does.
             entity_tracing.emit_request_spans(instance_id, trace_context, outcome.orchestrator_messages, now, utc_now())
 
     # ------------------------------------------------------------------ loading
