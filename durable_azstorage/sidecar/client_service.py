@@ -35,6 +35,7 @@ from ..model import (
 from ..model.entities import EntityId
 from ..model.status import TERMINAL_STATUSES
 from ..storage import TaskHubResources
+from ..telemetry.propagation import remote_trace_context
 from ._proto import history_chunks, opt, opt_time, parse_failure_text, pb, state_pb, sv, ts, wrappers_pb2
 from .errors import map_errors, map_stream_errors
 from .hints import EpisodeHints
@@ -79,15 +80,19 @@ class ClientService:
         if request.HasField("orchestrationIdReusePolicy"):
             replaceable = set(_statuses(request.orchestrationIdReusePolicy.replaceableStatus) or ())
             dedupe = set(_ALL_STATUSES) - replaceable if replaceable else set(_ALL_STATUSES)
-        instance_id = await client.schedule_new_orchestration(
-            request.name,
-            instance_id=request.instanceId or None,
-            raw_input=opt(request, "input"),
-            start_at=start_at,
-            tags=dict(request.tags) or None,
-            version=opt(request, "version") or None,
-            dedupe_statuses=dedupe,
-        )
+        # The caller's context (a 2.x Functions client sends the HTTP request's) parents create_orchestration.
+        caller = request.parentTraceContext if request.HasField("parentTraceContext") else None
+        traceparent, tracestate = (caller.traceParent, opt(caller, "traceState")) if caller else (None, None)
+        with remote_trace_context(traceparent, tracestate):
+            instance_id = await client.schedule_new_orchestration(
+                request.name,
+                instance_id=request.instanceId or None,
+                raw_input=opt(request, "input"),
+                start_at=start_at,
+                tags=dict(request.tags) or None,
+                version=opt(request, "version") or None,
+                dedupe_statuses=dedupe,
+            )
         return pb.CreateInstanceResponse(instanceId=instance_id)
 
     async def _state_response(

@@ -14,21 +14,30 @@ from contextlib import contextmanager
 
 from . import tracing
 
-__all__ = ["incoming_trace_context"]
+__all__ = ["incoming_trace_context", "remote_trace_context"]
 
 
 @contextmanager
 def incoming_trace_context(headers: Mapping[str, str]) -> Iterator[None]:
     """Make the request's ``traceparent``/``tracestate`` the current context (no-op when tracing is off)."""
-    traceparent = headers.get("traceparent") if tracing.is_enabled() else None
-    if not traceparent:
+    with remote_trace_context(headers.get("traceparent"), headers.get("tracestate")):
+        yield
+
+
+@contextmanager
+def remote_trace_context(traceparent: str | None, tracestate: str | None = None) -> Iterator[None]:
+    """Make a caller's W3C context current (no-op when tracing is off or there is none).
+
+    Also used by the gRPC client endpoint for ``CreateInstanceRequest.parentTraceContext``: the
+    azure-functions-durable 2.x client sends the current context there (it emits no span itself).
+    """
+    if not traceparent or not tracing.is_enabled():
         yield
         return
     from opentelemetry import context
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     carrier = {"traceparent": traceparent}
-    tracestate = headers.get("tracestate")
     if tracestate:
         carrier["tracestate"] = tracestate
     token = context.attach(TraceContextTextMapPropagator().extract(carrier))

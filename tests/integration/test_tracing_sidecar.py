@@ -88,3 +88,38 @@ async def test_sdk_worker_spans_join_the_client_trace(
     for span in activities:
         assert span.context.trace_id == create.context.trace_id
         assert span.parent is not None and span.parent.span_id == orchestration.context.span_id
+
+
+async def test_an_sdk_client_span_parents_the_host_create_span(
+    spans: InMemorySpanExporter, storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    """``CreateInstanceRequest.parentTraceContext`` (the SDK client's own create span) parents ours."""
+    from durabletask.client import AsyncTaskHubGrpcClient
+
+    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=1))
+    host = HostedWorker(storage_account, settings, "sidecar")
+    host.add_orchestrator(shouting)
+    host.add_activity(shout)
+    async with host as worker:
+        await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
+        assert host._sidecar is not None
+        sdk_client = AsyncTaskHubGrpcClient(host_address=f"localhost:{host._sidecar.port}")
+        try:
+            with trace.get_tracer("test").start_as_current_span("caller") as caller:
+                instance_id = await sdk_client.schedule_new_orchestration("shouting")
+            state = await sdk_client.wait_for_orchestration_completion(instance_id, timeout=60)
+        finally:
+            await sdk_client.close()
+    assert state is not None and state.runtime_status.name == "COMPLETED"
+
+    def named(name: str) -> list[Any]:
+        return [s for s in spans.get_finished_spans() if s.name == name]
+
+    await eventually(lambda: len(named("orchestration:shouting")) >= 1, timeout=10, message="orchestration span")
+    creates = {s.instrumentation_scope.name: s for s in named("create_orchestration:shouting")}
+    sdk, ours = creates["durabletask"], creates["durable_azstorage"]
+    assert sdk.parent is not None and sdk.parent.span_id == caller.get_span_context().span_id
+    assert ours.parent is not None and ours.parent.span_id == sdk.context.span_id
+    (orchestration,) = named("orchestration:shouting")
+    assert orchestration.parent is not None and orchestration.parent.span_id == ours.context.span_id
+    assert {s.context.trace_id for s in (sdk, ours, orchestration)} == {caller.get_span_context().trace_id}
