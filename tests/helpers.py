@@ -29,3 +29,9 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} within {timeout:.1f}s")
         await asyncio.sleep(interval)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """A failed command's stderr without the ``using task hub … in storage account …`` line every verb
+    prints first (docs/cli.md): what is left must be the one-line error."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith("using task hub ")]

@@ -27,7 +27,7 @@ from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.storage import TaskHubResources
-from tests.helpers import eventually
+from tests.helpers import error_lines, eventually
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -129,11 +129,11 @@ def test_doctor_bad_input_is_one_line(storage_connection_string: str) -> None:
 
     missing = run("--task-hub-name", "nosuchhub42")
     assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines() == [
+    assert error_lines(missing.stderr) == [
         "error: no task hub 'nosuchhub42' in this account (no tables or queues); check --task-hub-name"
     ]
     bad_name = run("--task-hub-name", "no-dashes!")
-    assert bad_name.returncode == 2 and len(bad_name.stderr.strip().splitlines()) == 1, bad_name.stderr
+    assert bad_name.returncode == 2 and len(error_lines(bad_name.stderr)) == 1, bad_name.stderr
     bad_option = run("--task-hub-name", "x", "--horizon", "-1")
     assert bad_option.returncode == 2 and "--horizon" in bad_option.stderr
 
@@ -148,6 +148,6 @@ def test_replay_check_and_export_on_a_missing_hub_are_one_line(storage_connectio
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         assert proc.returncode == 2, (verb, proc.stderr)
-        assert proc.stderr.strip().splitlines() == [
+        assert error_lines(proc.stderr) == [
             "error: no task hub 'nosuchhub43' in this account; check --task-hub-name"
         ], verb
