@@ -18,6 +18,7 @@ from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.settings import WorkerSettings
 from durable_azstorage.testing import load_history, replay
 from durable_azstorage.worker import Worker
+from tests.helpers import error_lines
 from tests.integration import incident_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,7 +82,7 @@ async def test_export_then_replay_in_a_unit_test(
 
     missing = _cli(storage_connection_string, task_hub_name, "--id", "no-such-order")
     assert missing.returncode == 2
-    assert missing.stderr.strip() == f"error: no instance 'no-such-order' in task hub '{task_hub_name}'"
+    assert error_lines(missing.stderr) == [f"error: no instance 'no-such-order' in task hub '{task_hub_name}'"]
 
 
 def test_a_file_that_is_not_an_export_is_one_clear_error(tmp_path: Path) -> None:
