@@ -266,8 +266,8 @@ def query_filter(query: InstanceQuery) -> str | None:
     if query.name_prefix:
         conditions.append(f"Name ge {odata_string(query.name_prefix)}")
         conditions.append(f"Name lt {odata_string(_successor(query.name_prefix))}")
-    if query.runtime_status:
-        statuses = sorted(query.runtime_status)
+    statuses = sorted(query.runtime_status or ())  # a set of statuses (empty: no filter), not one status
+    if statuses:
         conditions.append(" or ".join(f"RuntimeStatus eq {odata_string(s.name)}" for s in statuses))
     if query.task_hub_names:
         hubs = sorted(query.task_hub_names)
