@@ -277,12 +277,18 @@ async def test_scale_out_one_then_three_hosts_spread_work_and_survive_a_removed_
     owned_by_victim = [str(e["RowKey"]) for e in rows if e.get("CurrentOwner") == victim]
     hosts[victim].kill9()
     killed_at = time.monotonic()
-    await eventually(lambda: counts_are([2, 2]), timeout=LEASE_SECONDS * 4, interval=0.25,
+    async def owned_by_survivors() -> bool:
+        after = {str(e["RowKey"]): e.get("CurrentOwner") async for e in partitions.query_entities("PartitionKey eq ''")}
+        return all(after[name] in ("h1", "h2", "h3") and after[name] != victim for name in owned_by_victim)
+
+    # The guarantee: the dead host's partitions are owned again within the lease (plus one acquire
+    # round). Whoever claims them may then hold 3 of 4; the balance to 2/2 is a later steal.
+    await eventually(owned_by_survivors, timeout=LEASE_SECONDS * 4, interval=0.25,
                      message="the removed host's partition taken over")  # fmt: skip
     takeover = time.monotonic() - killed_at
-    after = {str(e["RowKey"]): e.get("CurrentOwner") async for e in partitions.query_entities("PartitionKey eq ''")}
-    assert all(after[name] in ("h1", "h2", "h3") and after[name] != victim for name in owned_by_victim)
     assert takeover <= LEASE_SECONDS + 5, f"take-over took {takeover:.1f}s, lease {LEASE_SECONDS}s"
+    await eventually(lambda: counts_are([2, 2]), timeout=LEASE_SECONDS * 6, interval=0.25,
+                     message="the two remaining hosts balance 2/2")  # fmt: skip
     print(f"removed host (kill -9): its partition taken over after {takeover:.1f}s (lease {LEASE_SECONDS:.0f}s)")
     _, after_removal = await run_batch(10)
     print(f"10 more on the 2 remaining hosts in {after_removal:.1f}s")
