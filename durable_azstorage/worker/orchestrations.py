@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from ..errors import CheckpointConflictError
@@ -36,6 +36,7 @@ from ..storage.queues import QueueMessage, abandon_delay
 from ..telemetry import entity_tracing, tracing
 from ..telemetry import metrics as otel_metrics
 from .applied import already_applied, merged, recordable
+from .child_starts import is_child_start, repeats_current_start
 from .entities import is_early_entity_response
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
@@ -58,6 +59,8 @@ class _Batch:
     defer: list[tuple[QueueMessage, timedelta | None]] = field(default_factory=list)
     fresh_start: str | None = None
     """Execution id of a first-generation start whose Instances row still says Pending."""
+    latest: HistoryLoad | None = None
+    """The newest generation, when screening a sub-orchestration start already read it."""
 
     def __post_init__(self) -> None:
         self.by_event = {id(self.event(m)): m for m in self.messages}
@@ -107,6 +110,7 @@ class OrchestrationProcessor:
 
     async def _process(self, instance_id: str, batch: _Batch) -> None:
         await self._screen_starts(instance_id, batch)
+        await self._screen_child_starts(instance_id, batch)
         history = await self._load(instance_id, batch)
         self._hold_early_entity_responses(instance_id, batch, history)
         _drop_earlier_attempts(instance_id, batch, history)
@@ -163,7 +167,7 @@ class OrchestrationProcessor:
             and not runtime_status(cached.events).is_terminal
         ):
             return cached
-        loaded: HistoryLoad = await self._hub.history.load(instance_id, expected)
+        loaded = _as_expected(batch.latest, expected) or await self._hub.history.load(instance_id, expected)
         events = list(loaded.events)
         if loaded.is_checkpoint_complete is False:
             events = _last_complete_episode(events)
@@ -266,6 +270,23 @@ class OrchestrationProcessor:
                 batch.delete.append(message)
             else:
                 batch.defer.append((message, None))
+
+    async def _screen_child_starts(self, instance_id: str, batch: _Batch) -> None:
+        """Drop a second start of the same sub-orchestration (see :mod:`.child_starts`)."""
+        starts = [e for e in batch.events() if is_child_start(e)]
+        if not starts:
+            return
+        cached = self._cache.get(instance_id)
+        if cached is not None and cached.events:
+            current = cached.events
+        else:
+            batch.latest = await self._hub.history.load(instance_id)
+            current = batch.latest.events
+        for event in starts:
+            assert isinstance(event, ExecutionStartedEvent)
+            if repeats_current_start(event, current):
+                log.info("orchestration.duplicate_child_start_dropped", extra={"instance_id": instance_id})
+                batch.delete.append(batch.message_of(event))
 
     # ------------------------------------------------------------------ classification
     async def _classify_leftovers(
@@ -418,6 +439,13 @@ def _trace_committed(
     if ended:
         status = OrchestrationStatus.ContinuedAsNew if outcome.continued_as_new is not None else outcome.status
         tracing.emit_orchestration_span(started, instance_id, status, outcome.failure_details, now)
+
+
+def _as_expected(latest: HistoryLoad | None, expected: str | None) -> HistoryLoad | None:
+    """What ``history.load(instance_id, expected)`` returns, from a read of the newest generation."""
+    if latest is None or expected is None or latest.execution_id == expected:
+        return latest
+    return replace(latest, events=[], execution_id=expected, blob_names=[])
 
 
 def _outbound(outcome: EpisodeOutcome) -> list[TaskMessage]:
