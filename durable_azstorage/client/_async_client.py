@@ -42,6 +42,7 @@ from ..model import (
 from ..model.status import RUNNING_STATUSES, TERMINAL_STATUSES
 from ..storage import PoisonRecord, TaskHubResources, TaskHubStorage
 from ..storage.queues import next_sequence_number
+from ..telemetry import metrics as otel_metrics
 from ..telemetry import tracing
 from ._entities import EntityClientMixin
 from ._payloads import management_urls
@@ -97,7 +98,7 @@ class TaskHubClient(EntityClientMixin):
 
     @classmethod
     async def open(cls, account: StorageAccount, task_hub_name: str) -> TaskHubClient:
-        return cls(await TaskHubStorage.discover(account, task_hub_name))
+        return cls(await TaskHubStorage.discover(otel_metrics.instrument_account(account), task_hub_name))
 
     @classmethod
     async def from_connection_string(cls, connection_string: str, task_hub_name: str) -> TaskHubClient:

@@ -7,8 +7,9 @@ Off by default: until :func:`enable` runs, every ``record_*`` helper returns at 
 Instruments (meter ``durable_azstorage``; names are dotted and stable):
 
 - ``durable_azstorage.storage.transactions`` (counter; ``service``, ``operation``): every storage
-  request a worker sends, classified as :mod:`durable_azstorage.metrics` classifies them for the
-  dashboard and the benchmarks (SDK and lean data path alike).
+  request a worker or a client (so also a stand-alone HTTP API or dashboard process) sends,
+  classified as :mod:`durable_azstorage.metrics` classifies them for the dashboard and the
+  benchmarks (SDK and lean data path alike).
 - ``durable_azstorage.work_items`` (counter) and ``durable_azstorage.work_item.duration`` (histogram,
   seconds; ``kind`` = orchestration | entity | activity, ``outcome`` = ok | error): one per
   orchestration episode batch, entity batch and activity work item, dequeue to settle.
@@ -155,7 +156,7 @@ class _TransactionHook:
     """A ``raw_request_hook`` that counts each request on the OTel counter, after any existing hook."""
 
     def __init__(self, counter: Any, ports: dict[int, str], existing: Callable[[Any], None] | None) -> None:
-        self._counter = counter
+        self.counter = counter
         self._ports = ports
         self._existing = existing
 
@@ -166,7 +167,7 @@ class _TransactionHook:
             self._existing(request)
         http = request.http_request
         service, operation = classify_request(http.method, http.url, self._ports)
-        self._counter.add(1, {"service": service, "operation": operation})
+        self.counter.add(1, {"service": service, "operation": operation})
 
 
 def instrument_account(account: StorageAccount) -> StorageAccount:
@@ -174,6 +175,9 @@ def instrument_account(account: StorageAccount) -> StorageAccount:
     instruments = _state["instruments"]
     if instruments is None:
         return account
+    existing = account.client_kwargs.get("raw_request_hook")
+    if isinstance(existing, _TransactionHook) and existing.counter is instruments.transactions:
+        return account  # already counted: a second hook would count every request twice
     ports: dict[int, str] = {}
     for service, endpoint in (
         ("blob", account.blob_endpoint),
@@ -183,9 +187,7 @@ def instrument_account(account: StorageAccount) -> StorageAccount:
         port = urlsplit(endpoint).port
         if port is not None:
             ports[port] = service
-    hook = _TransactionHook(
-        instruments.transactions, ports if len(ports) == 3 else {}, account.client_kwargs.get("raw_request_hook")
-    )
+    hook = _TransactionHook(instruments.transactions, ports if len(ports) == 3 else {}, existing)
     return account.with_client_kwargs(raw_request_hook=hook)
 
 

@@ -22,6 +22,7 @@ from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.settings import WorkerSettings
+from durable_azstorage.storage import TaskHubResources
 from durable_azstorage.worker import Worker
 from tests.helpers import eventually
 
@@ -145,3 +146,20 @@ async def test_metrics_off_leave_the_account_alone(storage_account: StorageAccou
     """Off: no hook is installed, so a worker's storage requests pay nothing for metrics."""
     assert not telemetry.metrics.is_enabled()
     assert telemetry.metrics.instrument_account(storage_account) is storage_account
+
+
+async def test_a_stand_alone_client_counts_its_requests_once(
+    reader: InMemoryMetricReader, storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    """A process with no worker (a client, the HTTP API, the dashboard) reports what it costs too."""
+    await TaskHubResources(storage_account, TaskHubNames(task_hub_name)).create()  # uncounted set-up
+    account = telemetry.metrics.instrument_account(storage_account)
+    assert telemetry.metrics.instrument_account(account) is account  # a second hook would count twice
+    async with await TaskHubClient.open(account, task_hub_name) as client:
+        instance_id = await client.schedule_new_orchestration("sequence")
+        state = await client.get_orchestration_state(instance_id)
+        assert state is not None and state.runtime_status == OrchestrationStatus.Pending
+    points = _points(reader)
+    tx = "durable_azstorage.storage.transactions"
+    assert _sum(points, tx, service="queue", operation="PutMessage") == 1  # the start message, counted once
+    assert _sum(points, tx, service="table") >= 2  # the Pending row and the status read
