@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias
 
-from ..model import FailureDetails, HistoryEvent, OrchestrationStatus
+from ..model import DistributedTraceContext, FailureDetails, HistoryEvent, OrchestrationStatus
 
 __all__ = [
     "Action",
@@ -36,6 +36,8 @@ class ScheduleTask:
     version: str | None = None
     input: str | None = None
     tags: dict[str, str] | None = None
+    trace_context: DistributedTraceContext | None = None
+    """The scheduler's CLIENT span when an SDK worker emits its own spans (through the sidecar)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -184,6 +184,13 @@ def _started_pb(e: m.ExecutionStartedEvent) -> dict[str, Any]:
     return {"executionStarted": pb.ExecutionStartedEvent(**fields)}
 
 
+def _pb_trace_context(ctx: m.DistributedTraceContext | None) -> Any:
+    """The SDK emits an activity's CLIENT span on its completion from this (suppressed in-process)."""
+    if ctx is None or not ctx.trace_parent:
+        return None
+    return pb.TraceContext(traceParent=ctx.trace_parent, traceState=_sv(ctx.trace_state))
+
+
 def _completed_pb(e: m.ExecutionCompletedEvent) -> dict[str, Any]:
     fd = to_pb_failure(e.failure_details) if e.failure_details else None
     return {
@@ -200,7 +207,8 @@ _PAYLOAD: dict[type[m.HistoryEvent], Callable[[Any], dict[str, Any]]] = {
     m.ExecutionTerminatedEvent: lambda e: {"executionTerminated": pb.ExecutionTerminatedEvent(input=_sv(e.input))},
     m.TaskScheduledEvent: lambda e: {
         "taskScheduled": pb.TaskScheduledEvent(
-            name=e.name or "", version=_sv(e.version), input=_sv(e.input), tags=dict(e.tags or {})
+            name=e.name or "", version=_sv(e.version), input=_sv(e.input), tags=dict(e.tags or {}),
+            parentTraceContext=_pb_trace_context(e.parent_trace_context),
         )
     },
     m.TaskCompletedEvent: lambda e: {
@@ -280,13 +288,19 @@ def _complete_from_pb(action_id: int, c: Any) -> CompleteOrchestration:
     )
 
 
-def from_pb_action(action: PbAction) -> Action:
-    """One protobuf ``OrchestratorAction`` as a canonical action (raises NotImplementedError)."""
+def from_pb_action(action: PbAction, *, keep_trace_context: bool = False) -> Action:
+    """One protobuf ``OrchestratorAction`` as a canonical action (raises NotImplementedError).
+
+    ``keep_trace_context``: the action's ``parentTraceContext`` is the SDK worker's CLIENT span
+    and is kept only from a worker that emits its spans (a remote one); the in-process SDK's
+    emission is suppressed, and its actions carry the orchestration's *parent* context instead.
+    """
     kind = action.WhichOneof("orchestratorActionType")
     if kind == "scheduleTask":
         a = action.scheduleTask
         return ScheduleTask(
-            id=action.id, name=a.name, version=_opt(a, "version"), input=_opt(a, "input"), tags=dict(a.tags) or None
+            id=action.id, name=a.name, version=_opt(a, "version"), input=_opt(a, "input"), tags=dict(a.tags) or None,
+            trace_context=_trace_context_of(a) if keep_trace_context else None,
         )
     if kind == "createTimer":
         return CreateTimer(id=action.id, fire_at=_from_ts(action.createTimer.fireAt))
@@ -305,6 +319,13 @@ def from_pb_action(action: PbAction) -> Action:
     if kind == "completeOrchestration":
         return _complete_from_pb(action.id, action.completeOrchestration)
     raise NotImplementedError(f"orchestrator action {kind!r} is not supported by durable_azstorage yet")
+
+
+def _trace_context_of(a: Any) -> m.DistributedTraceContext | None:
+    if not a.HasField("parentTraceContext") or not a.parentTraceContext.traceParent:
+        return None
+    ctx = a.parentTraceContext
+    return m.DistributedTraceContext(trace_parent=ctx.traceParent, trace_state=_opt(ctx, "traceState"))
 
 
 def _entity_action(action: PbAction, encoder: EntityMessageEncoder, now: datetime) -> Action:
@@ -333,7 +354,10 @@ def _entity_action(action: PbAction, encoder: EntityMessageEncoder, now: datetim
 
 
 def _convert_actions(
-    actions: Sequence[PbAction], encoder: EntityMessageEncoder | None = None, now: datetime | None = None
+    actions: Sequence[PbAction],
+    encoder: EntityMessageEncoder | None = None,
+    now: datetime | None = None,
+    keep_trace_context: bool = False,
 ) -> list[Action]:
     out: list[Action] = []
     for action in actions:
@@ -341,7 +365,7 @@ def _convert_actions(
             if action.WhichOneof("orchestratorActionType") == "sendEntityMessage" and encoder is not None:
                 out.append(_entity_action(action, encoder, now or datetime.now(timezone.utc)))
                 continue
-            out.append(from_pb_action(action))
+            out.append(from_pb_action(action, keep_trace_context=keep_trace_context))
         except NotImplementedError as exc:
             _log.warning("runtime.action_unsupported", extra={"action_id": action.id, "error": str(exc)})
             failure = m.FailureDetails(error_type="NotSupportedError", error_message=str(exc), is_non_retriable=True)
@@ -351,7 +375,9 @@ def _convert_actions(
     return out
 
 
-def actions_from_pb(request: EpisodeRequest, pb_actions: Iterable[PbAction]) -> list[Action]:
+def actions_from_pb(
+    request: EpisodeRequest, pb_actions: Iterable[PbAction], *, keep_trace_context: bool = False
+) -> list[Action]:
     """The protobuf actions of one episode as canonical actions (entity messages in DTFx form).
 
     Shared by the in-process runtime and the gRPC sidecar, whose remote workers answer with
@@ -364,7 +390,7 @@ def actions_from_pb(request: EpisodeRequest, pb_actions: Iterable[PbAction]) -> 
         request.instance_id, request.execution_id, request.past_events, request.new_events
     ) if needs_encoder else None
     now = next((e.timestamp for e in request.new_events if isinstance(e, m.OrchestratorStartedEvent)), None)
-    return _convert_actions(pb_list, encoder, now)
+    return _convert_actions(pb_list, encoder, now, keep_trace_context)
 
 
 # ---------------------------------------------------------------------------- runtimes

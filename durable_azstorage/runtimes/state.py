@@ -402,7 +402,8 @@ class ReplayState:
 
     def _schedule_task(self, a: ScheduleTask, started: ExecutionStartedEvent, now: datetime, commit: _Commit) -> None:
         event = TaskScheduledEvent(
-            event_id=a.id, name=a.name, version=a.version, input=a.input, tags=a.tags, timestamp=now
+            event_id=a.id, name=a.name, version=a.version, input=a.input, tags=a.tags, timestamp=now,
+            parent_trace_context=a.trace_context,
         )
         commit.history.append(event)
         commit.work_items.append(

@@ -101,7 +101,7 @@ class RemoteOrchestrationRuntime:
             name=(started.name or "") if started else "",
             version=started.version if started else None,
         )
-        actions = actions_from_pb(request, response.actions)
+        actions = actions_from_pb(request, response.actions, keep_trace_context=True)  # its CLIENT spans
         if self._hints is not None:
             self._hints.notify(request.instance_id)
         return EpisodeResult(actions=tuple(actions), custom_status=opt(response, "customStatus"))

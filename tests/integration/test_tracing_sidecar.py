@@ -2,8 +2,9 @@
 
 The sidecar passes ``ExecutionStarted.parentTraceContext`` (the client's create span), the
 orchestration span's id and start chosen by the host (``OrchestratorRequest.orchestrationTraceContext``)
-and each activity's ``ActivityRequest.parentTraceContext`` (that orchestration span); the SDK worker,
-in this process, emits the orchestration and activity spans into the global tracer provider.
+and each activity's ``ActivityRequest.parentTraceContext`` (the SDK's CLIENT span for it, kept from its
+``scheduleTask`` action in ``TaskScheduled``); the SDK worker, in this process, emits the orchestration,
+activity CLIENT and activity SERVER spans into the global tracer provider.
 """
 
 from __future__ import annotations
@@ -84,10 +85,18 @@ async def test_sdk_worker_spans_join_the_client_trace(
     assert orchestration.context.trace_id == create.context.trace_id
     assert orchestration.parent is not None and orchestration.parent.span_id == create.context.span_id
     activities = [s for s in named("activity:shout") if s.kind == SpanKind.SERVER]
-    assert len(activities) == 2
-    for span in activities:
+    callers = [s for s in named("activity:shout") if s.kind == SpanKind.CLIENT]
+    assert len(activities) == 2 and len(callers) == 2, [(s.name, s.kind) for s in named("activity:shout")]
+    # The SDK's CLIENT span (scheduling, emitted when the result arrives) sits under the orchestration,
+    # and the activity's SERVER span under it: its context rode in TaskScheduled, history and message.
+    client_ids = {s.context.span_id for s in callers}
+    for span in callers:
         assert span.context.trace_id == create.context.trace_id
         assert span.parent is not None and span.parent.span_id == orchestration.context.span_id
+    for span in activities:
+        assert span.context.trace_id == create.context.trace_id
+        assert span.parent is not None and span.parent.span_id in client_ids
+    assert len({s.parent.span_id for s in activities if s.parent is not None}) == 2
 
 
 async def test_an_sdk_client_span_parents_the_host_create_span(
