@@ -27,9 +27,9 @@ from ..connection import StorageAccount
 from ..errors import InstanceNotFoundError, TaskHubNotFoundError
 from ..runtimes import durabletask as dt_runtime
 from ..runtimes.base import Registry
-from ..runtimes.functions import _call
 from ..runtimes.functions_actions import NonDeterminismError, translate_actions
 from ..runtimes.functions_context import context_json
+from ..runtimes.functions_replay import call_sdk
 from ..storage import TaskHubStorage
 from ..storage.history_store import HistoryLoad
 
@@ -219,7 +219,9 @@ class FunctionsReplayer(Replayer):
             (e.orchestration_instance.execution_id for e in events
              if isinstance(e, m.ExecutionStartedEvent) and e.orchestration_instance), None,
         ) or ""
-        state, error = _call(self._handles[name.lower()], context_json(instance_id, list(events), []))
+        handle = self._handles[name.lower()]
+        sdk = call_sdk(lambda: handle(context_json(instance_id, list(events), [])))
+        state, error = sdk.state, sdk.error
         now = events[-1].timestamp
         try:
             shim, _ = translate_actions(state, events, instance_id=instance_id, execution_id=execution_id, now=now)

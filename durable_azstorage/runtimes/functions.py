@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import json
 import logging
 import traceback
@@ -37,40 +38,42 @@ from ..model import (
 from .actions import Action, CompleteOrchestration
 from .base import ActivityResult, EpisodeRequest, EpisodeResult
 from .entities_orchestration import EntityMessageEncoder
-from .functions_actions import HTTP_ACTIVITY, NonDeterminismError, completion, translate_actions
-from .functions_context import context_json
+from .functions_actions import HTTP_ACTIVITY, NonDeterminismError, completion, top_level_actions
 from .functions_entities import entity_send_event
+from .functions_replay import SessionCache
 
 __all__ = ["ActivityFunction", "FunctionsActivityRuntime", "FunctionsOrchestrationRuntime"]
 
 _log = logging.getLogger(__name__)
-_ERROR_LABEL = "\n\n$OutOfProcData$:"
 
 
 class FunctionsOrchestrationRuntime:
     """Runs ``Orchestrator.create`` handles by orchestrator name (case-insensitive, as Functions)."""
 
-    def __init__(self, orchestrators: Mapping[str, Callable[[str], str]]) -> None:
+    def __init__(self, orchestrators: Mapping[str, Callable[[str], str]], *, session_capacity: int = 1000) -> None:
         self._handles = {name.lower(): handle for name, handle in orchestrators.items()}
+        # Suspended orchestrators kept between episodes (:mod:`.functions_replay`); 0: full replays.
+        self.sessions = SessionCache(session_capacity)
 
     async def run_episode(self, request: EpisodeRequest) -> EpisodeResult:
         return self.run_episode_sync(request)
 
     def run_episode_sync(self, request: EpisodeRequest) -> EpisodeResult:
         """Deterministic and I/O-free, as orchestrator code must be."""
-        events = [*request.past_events, *request.new_events]
-        name = _orchestrator_name(events)
+        name = _orchestrator_name(request.past_events, request.new_events)
         handle = self._handles.get(name.lower())
         if handle is None:
             known = ", ".join(sorted(self._handles)) or "none"
             return _failed(-1, "FunctionNotFound", f"The function '{name}' doesn't exist (registered: {known}).")
-        state, error = _call(handle, context_json(request.instance_id, request.past_events, request.new_events))
+        episode = self.sessions.run(
+            handle, request.instance_id, request.execution_id, request.past_events, request.new_events
+        )
+        state, error = episode.sdk.state, episode.sdk.error
         now = _episode_time(request.new_events)
         try:
-            shim, entity_actions = translate_actions(
-                state, events, instance_id=request.instance_id, execution_id=request.execution_id, now=now
-            )
+            shim, entity_actions = episode.walk.translate(top_level_actions(state), now)
         except NonDeterminismError as exc:
+            self.sessions.discard(request.instance_id)
             _log.warning("runtime.functions_nondeterminism", extra={"instance_id": request.instance_id})
             return _failed(-1, "NonDeterministicOrchestrationException", str(exc))
         actions: list[Action] = list(shim.actions)
@@ -88,23 +91,6 @@ class FunctionsOrchestrationRuntime:
         return EpisodeResult(actions=tuple(actions), custom_status=None if custom is None else json.dumps(custom))
 
 
-def _call(handle: Callable[[str], str], context: str) -> tuple[dict[str, Any], str | None]:
-    """The SDK state and, when the orchestrator raised, its error text."""
-    try:
-        output = handle(context)
-        state = json.loads(output) if isinstance(output, str) else dict(output)
-        return state, None
-    except Exception as exc:  # user code: becomes a failed orchestration, never a worker error
-        text = str(exc)
-        if _ERROR_LABEL in text:
-            message, _, data = text.partition(_ERROR_LABEL)
-            try:
-                return json.loads(data), message.strip()
-            except ValueError:
-                pass
-        return {"isDone": False, "actions": []}, f"{type(exc).__name__}: {text}"
-
-
 def _failed(action_id: int, error_type: str, message: str) -> EpisodeResult:
     failure = FailureDetails(error_type=error_type, error_message=message, is_non_retriable=True)
     return EpisodeResult(
@@ -112,8 +98,9 @@ def _failed(action_id: int, error_type: str, message: str) -> EpisodeResult:
     )
 
 
-def _orchestrator_name(events: Sequence[HistoryEvent]) -> str:
-    started = next((e for e in events if isinstance(e, ExecutionStartedEvent)), None)
+def _orchestrator_name(past: Sequence[HistoryEvent], new: Sequence[HistoryEvent]) -> str:
+    # ExecutionStarted is near the start (after the first OrchestratorStarted): no whole-list copy.
+    started = next((e for e in itertools.chain(past, new) if isinstance(e, ExecutionStartedEvent)), None)
     return (started.name if started is not None else None) or ""
 
 

@@ -42,7 +42,7 @@ from ..model import (
 )
 from .actions import Action, CompleteOrchestration, CreateSubOrchestration, CreateTimer, ScheduleTask
 
-__all__ = ["HTTP_ACTIVITY", "NonDeterminismError", "ShimResult", "translate_actions"]
+__all__ = ["HTTP_ACTIVITY", "ActionWalk", "NonDeterminismError", "ShimResult", "top_level_actions", "translate_actions"]
 
 HTTP_ACTIVITY = "BuiltIn::HttpActivity"
 """The reserved activity the extension runs for ``call_http``."""
@@ -73,31 +73,36 @@ class ShimResult:
     next_id: int = 0
 
 
+_SCHEDULING = (TaskScheduledEvent, TimerCreatedEvent, SubOrchestrationInstanceCreatedEvent, EventSentEvent)
+_OUTCOMES = (
+    TaskCompletedEvent, TaskFailedEvent, SubOrchestrationInstanceCompletedEvent, SubOrchestrationInstanceFailedEvent,
+)
+_SUCCESSES = (TaskCompletedEvent, SubOrchestrationInstanceCompletedEvent)
+
+
 @dataclass
 class _History:
-    """Lookups over the current execution's events (past then new), by position."""
+    """Lookups over the current execution's events (past then new), by position.
+
+    Built by appending (:meth:`extend`), so a walk kept between episodes folds in only the
+    events it has not seen; the lookups are the same as a build over the whole list.
+    """
 
     scheduled: dict[int, HistoryEvent] = field(default_factory=dict)
     outcome: dict[int, tuple[int, HistoryEvent]] = field(default_factory=dict)
     fired: dict[int, int] = field(default_factory=dict)
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    length: int = 0
 
-    @classmethod
-    def of(cls, events: Sequence[HistoryEvent], now: datetime) -> _History:
-        h = cls(now=now)
-        for pos, e in enumerate(events):
-            scheduling = (TaskScheduledEvent, TimerCreatedEvent, SubOrchestrationInstanceCreatedEvent, EventSentEvent)
-            if isinstance(e, scheduling):
-                h.scheduled[e.event_id] = e
-            elif isinstance(
-                e,
-                (TaskCompletedEvent, TaskFailedEvent, SubOrchestrationInstanceCompletedEvent,
-                 SubOrchestrationInstanceFailedEvent),
-            ):
-                h.outcome.setdefault(e.task_scheduled_id, (pos, e))
+    def extend(self, events: Sequence[HistoryEvent]) -> None:
+        for pos, e in enumerate(events, start=self.length):
+            if isinstance(e, _SCHEDULING):
+                self.scheduled[e.event_id] = e
+            elif isinstance(e, _OUTCOMES):
+                self.outcome.setdefault(e.task_scheduled_id, (pos, e))
             elif isinstance(e, TimerFiredEvent):
-                h.fired.setdefault(e.timer_id, pos)
-        return h
+                self.fired.setdefault(e.timer_id, pos)
+        self.length += len(events)
 
 
 @dataclass
@@ -111,20 +116,46 @@ class _Retry:
 
 
 class _Shim:
-    def __init__(self, history: _History, instance_id: str, execution_id: str) -> None:
+    def __init__(self, history: _History, instance_id: str, execution_id: str, next_id: int = 0) -> None:
         self.history = history
         self.instance_id = instance_id
         self.execution_id = execution_id
-        self.next_id = 0
+        self.next_id = next_id
         self.new: list[Action] = []
         self.entity_actions: list[tuple[int, Mapping[str, Any]]] = []
+        self.settled = 0  # leading top-level actions no later history can change
+        self.settled_next_id = next_id  # the next free id after them
 
     # ---------------------------------------------------------------- walk
     def run(self, top_level: Sequence[Mapping[str, Any]]) -> None:
+        open_before = False
         for action in top_level:
+            first_id, new_before = self.next_id, len(self.new) + len(self.entity_actions)
             leaves = list(_leaves(action))
             retries = [r for r in (self._start(leaf) for leaf in leaves) if r is not None]
             self._follow_retries(retries)
+            emitted = len(self.new) + len(self.entity_actions) > new_before
+            open_before = open_before or emitted or not self._settled(leaves, retries, first_id)
+            if not open_before:
+                self.settled, self.settled_next_id = self.settled + 1, self.next_id
+
+    def _settled(self, leaves: Sequence[Mapping[str, Any]], retries: Sequence[_Retry], first_id: int) -> bool:
+        """Every id the action took is in history and no retry can take another one.
+
+        Such an action walks the same way against any longer history (history only grows, and
+        its lookups keep their first entries), so a later walk may start after it.
+        """
+        if any(leaf.get("actionType") == CONTINUE_AS_NEW for leaf in leaves):
+            return False  # kept in view: the completion reads the last action
+        if any(i not in self.history.scheduled for i in range(first_id, self.next_id)):
+            return False
+        return all(self._retry_done(r) for r in retries)
+
+    def _retry_done(self, retry: _Retry) -> bool:
+        if retry.timer_id is None:
+            outcome = self.history.outcome.get(retry.attempt_id)
+            return outcome is not None and isinstance(outcome[1], _SUCCESSES)
+        return retry.timer_id in self.history.fired and retry.attempt >= _max_attempts(retry.action)
 
     def _start(self, action: Mapping[str, Any]) -> _Retry | None:
         kind = action.get("actionType")
@@ -241,9 +272,48 @@ def translate_actions(
     Returns the shim result and the new entity actions as ``(id, action JSON)`` so the caller
     can encode them with the entity message encoder. Raises :class:`NonDeterminismError`.
     """
-    shim = _Shim(_History.of(events, now), instance_id, execution_id)
-    shim.run(_top_level(state))
-    return ShimResult(actions=shim.new, next_id=shim.next_id), shim.entity_actions
+    walk = ActionWalk(instance_id, execution_id)
+    walk.add_events(events)
+    return walk.translate(_top_level(state), now)
+
+
+class ActionWalk:
+    """The shim's walk kept between episodes of one execution, so each episode costs its news only.
+
+    ``translate`` is given the SDK's top-level actions from :attr:`settled` on (the ones before
+    it no longer change) and ``add_events`` the events since the last call; the result is the
+    one :func:`translate_actions` gives for the whole action list and history.
+    """
+
+    def __init__(self, instance_id: str, execution_id: str) -> None:
+        self.instance_id = instance_id
+        self.execution_id = execution_id
+        self._history = _History()
+        self.settled = 0
+        self._next_id = 0
+
+    @property
+    def events(self) -> int:
+        return self._history.length
+
+    def add_events(self, events: Sequence[HistoryEvent]) -> None:
+        self._history.extend(events)
+
+    def translate(
+        self, top_level: Sequence[Mapping[str, Any]], now: datetime
+    ) -> tuple[ShimResult, list[tuple[int, Mapping[str, Any]]]]:
+        """New actions for the top-level actions after :attr:`settled` (raises NonDeterminismError)."""
+        self._history.now = now
+        shim = _Shim(self._history, self.instance_id, self.execution_id, self._next_id)
+        shim.run(top_level)
+        self.settled += shim.settled
+        self._next_id = shim.settled_next_id
+        return ShimResult(actions=shim.new, next_id=shim.next_id), shim.entity_actions
+
+
+def top_level_actions(state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The SDK state's actions in the order the shim walks them."""
+    return _top_level(state)
 
 
 def completion(
