@@ -89,6 +89,10 @@ class WorkerSettings:
     # crash they reappear when that timeout ends, as received messages do.
     local_dispatch: bool = True
     history_cache_size: int = 1000
+    # Functions 1.x apps: suspended orchestrators (the SDK's executor and generator) kept between
+    # episodes, least recently used evicted; 0 replays the whole history every episode, as the
+    # extension does. host.json ``extendedSessionsEnabled: false`` sets 0.
+    orchestrator_cache_size: int = 1000
     # Not in DTAS (it retries poison messages forever): after this many dequeues a message
     # is moved to the {Hub}Poison table where `durable-azstorage poison` can inspect it.
     poison_dequeue_threshold: int = 20
@@ -111,6 +115,8 @@ class WorkerSettings:
                 raise ConfigurationError(f"{name} must be at least 1")
         if self.lease_interval <= timedelta(0) or self.lease_acquire_interval <= timedelta(0):
             raise ConfigurationError("lease intervals must be positive")
+        if self.orchestrator_cache_size < 0:
+            raise ConfigurationError("orchestrator_cache_size must be 0 (off) or more")
 
     def with_changes(self, **changes: Any) -> WorkerSettings:
         return replace(self, **changes)
@@ -142,6 +148,8 @@ class WorkerSettings:
             raw = ci_value(section, key) if ci_value(section, key) is not None else ci_value(storage, key)
             if raw is not None:
                 values[attr] = int(raw)
+        if str(ci_value(section, "extendedSessionsEnabled")).lower() == "false":
+            values["orchestrator_cache_size"] = 0
         raw_window = ci_value(section, "entityMessageReorderWindowInMinutes")
         if raw_window is not None:
             values["entity_message_reorder_window"] = timedelta(minutes=float(raw_window))

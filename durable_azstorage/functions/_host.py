@@ -88,7 +88,10 @@ class FunctionsHost:
         local = account.is_local
         self.settings = WorkerSettings.from_host_json(self._files.host_json, local_account=local, **overrides)
         self.route_prefix = self._files.route_prefix()
-        orchestrations, activities, entities = runtimes_for(index)  # 1.x or 2.x SDK contracts
+        orchestrations, activities, entities = runtimes_for(  # 1.x or 2.x SDK contracts
+            index, orchestrator_cache_size=self.settings.orchestrator_cache_size
+        )
+        self.orchestration_runtime = orchestrations  # its ``sessions`` counters (1.x) are what a benchmark reads
         self.worker = Worker(
             account,
             self.settings,

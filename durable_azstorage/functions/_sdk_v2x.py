@@ -84,8 +84,8 @@ def trigger_handle(function: Any, binding_name: str) -> TriggerHandle:
     return TriggerHandle(function, binding_name)
 
 
-def runtimes_for(index: AppIndex) -> Runtimes:
-    """The worker's runtimes for the app's SDK major version."""
+def runtimes_for(index: AppIndex, *, orchestrator_cache_size: int = 1000) -> Runtimes:
+    """The worker's runtimes for the app's SDK major version (the cache size: 1.x orchestrators kept)."""
     if index.sdk_major >= 2:
         orchestrators = _handles(index.orchestrators)
         entities = _handles(index.entities)
@@ -98,7 +98,7 @@ def runtimes_for(index: AppIndex) -> Runtimes:
     if index.entities:
         functions = FunctionsEntityRuntime(index.entities)
         entity_runtime = EntityRuntimeByName({name: functions for name in index.entities}, functions)
-    legacy = FunctionsOrchestrationRuntime(index.orchestrators)
+    legacy = FunctionsOrchestrationRuntime(index.orchestrators, session_capacity=orchestrator_cache_size)
     return legacy, FunctionsActivityRuntime(index.activities), entity_runtime
 
 

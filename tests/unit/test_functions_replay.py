@@ -21,6 +21,7 @@ with warnings.catch_warnings():
     import azure.durable_functions as df
 
 from durable_azstorage.codec import entity_codec
+from durable_azstorage.errors import ConfigurationError
 from durable_azstorage.model import EventRaisedEvent, OrchestrationStatus
 from durable_azstorage.model.entities import ResponseMessage
 from durable_azstorage.runtimes.base import EpisodeRequest, EpisodeResult
@@ -31,6 +32,7 @@ from durable_azstorage.runtimes.functions import (
 )
 from durable_azstorage.runtimes.functions_replay import SessionCache, supported
 from durable_azstorage.runtimes.state import EpisodeOutcome
+from durable_azstorage.settings import WorkerSettings
 
 from ._runtime_hub import Hub
 
@@ -249,6 +251,15 @@ def test_the_installed_sdk_has_what_a_kept_executor_needs() -> None:
     # this test is what says so.
     assert supported()
     assert SessionCache(10).capacity == 10
+
+
+def test_the_cache_size_is_a_worker_setting_and_host_json_can_turn_it_off() -> None:
+    assert WorkerSettings().orchestrator_cache_size == 1000
+    off = {"extensions": {"durableTask": {"extendedSessionsEnabled": False}}}
+    assert WorkerSettings.from_host_json(off).orchestrator_cache_size == 0
+    assert WorkerSettings.from_host_json({}, orchestrator_cache_size=5).orchestrator_cache_size == 5
+    with pytest.raises(ConfigurationError, match="orchestrator_cache_size"):
+        WorkerSettings(orchestrator_cache_size=-1)
 
 
 async def test_chain_custom_status_clock_and_guids(hub: _EntityHub, orch: _Comparing) -> None:
