@@ -35,6 +35,11 @@ def _engine(args: argparse.Namespace) -> Engine:
         from .engines.sidecar import SidecarEngine
 
         return SidecarEngine(args.connection_string, server_pid=args.server_pid, **default_settings())
+    if args.engine == "durable_azstorage-functions":
+        from .engines.azstorage import default_settings
+        from .engines.functions import FunctionsEngine
+
+        return FunctionsEngine(args.connection_string, server_pid=args.server_pid, **default_settings())
     if args.engine == "durabletask-inmem":
         from .engines.dtmem import DurableTaskInMemoryEngine
 
@@ -58,6 +63,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     replay = None
     if args.engine in ("durable_azstorage", "durable_azstorage-otel"):
         replay = ReplayProbe("runtime").install()
+    elif args.engine == "durable_azstorage-functions":
+        replay = ReplayProbe("functions").install()
     elif args.engine in ("durabletask-inmem", "durable_azstorage-sidecar"):
         replay = ReplayProbe("executor").install()
     server = ServerCpu(args.server_pid)

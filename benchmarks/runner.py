@@ -26,9 +26,16 @@ from .sizes import PRESETS, WORKLOADS, Sizes
 
 __all__ = ["PEERS", "TARGETS", "main", "run"]
 
-PEERS = ("durable_azstorage-sidecar", "durabletask-inmem", "dbos-postgres", "durable_azstorage-otel")
+PEERS = (
+    "durable_azstorage-sidecar",
+    "durabletask-inmem",
+    "dbos-postgres",
+    "durable_azstorage-otel",
+    "durable_azstorage-functions",
+)
 SIDECAR = "durable_azstorage-sidecar"  # our engine through the gRPC sidecar: needs the same Azurite
 OTEL = "durable_azstorage-otel"  # our engine with OpenTelemetry traces and metrics on (in-memory export)
+FUNCTIONS = "durable_azstorage-functions"  # our engine running the same work as a Durable Functions 1.x app
 # Issue 16's targets (issue 8's ceiling and replay ones kept); printed next to the measurements,
 # never asserted. Override with --target.
 TARGETS = {
@@ -124,7 +131,7 @@ def run(
         ours = _child(OURS, workloads, sizes, extra, budget)
         report["ceiling"] = ours.pop("ceiling", None)
         report["engines"][OURS] = ours
-        for variant in (SIDECAR, OTEL):
+        for variant in (SIDECAR, OTEL, FUNCTIONS):
             if variant in peers:
                 no_ceiling = [arg for arg in extra if arg != "--ceiling"]
                 report["engines"][variant] = _child(variant, workloads, sizes, no_ceiling, budget)

@@ -95,7 +95,9 @@ class ReplayProbe:
     ``site="executor"`` wraps ``durabletask.worker._OrchestrationExecutor.execute``, where the
     durabletask SDK worker replays; ``site="runtime"`` wraps durable_azstorage's
     ``DurableTaskOrchestrationRuntime.run_episode_sync`` (which may continue a cached
-    orchestrator instead of replaying everything, and also converts events and actions). Thread
+    orchestrator instead of replaying everything, and also converts events and actions);
+    ``site="functions"`` wraps ``FunctionsOrchestrationRuntime.run_episode_sync`` (Functions 1.x
+    apps: context JSON, the SDK's replay or kept executor, the action shim). Thread
     CPU time is recorded next to wall time: it is what the episode itself costs, whatever else
     the (shared) machine is doing.
     """
@@ -121,10 +123,15 @@ class ReplayProbe:
     def install(self) -> ReplayProbe:
         if self._installed:
             return self
-        if self.site == "runtime":
+        if self.site in ("runtime", "functions"):
             from durable_azstorage.runtimes import durabletask as runtime
+            from durable_azstorage.runtimes import functions as functions_runtime
 
-            cls: Any = runtime.DurableTaskOrchestrationRuntime
+            cls: Any = (
+                runtime.DurableTaskOrchestrationRuntime
+                if self.site == "runtime"
+                else functions_runtime.FunctionsOrchestrationRuntime
+            )
             cls.run_episode_sync = self._record(
                 cls.run_episode_sync,
                 lambda a: a[0].instance_id,
