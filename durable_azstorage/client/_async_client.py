@@ -198,9 +198,23 @@ class TaskHubClient(EntityClientMixin):
                 started, etag=None if existing is None else existing.etag, input_blob_url=blob_url
             )
         if not written:
-            log.warning("client.start_race_lost", extra={"instance_id": instance_id})
+            await self._explain_lost_row_race(instance_id, started)
         log.info("client.orchestration_scheduled", extra={"instance_id": instance_id, "orchestration": name})
         return instance_id
+
+    async def _explain_lost_row_race(self, instance_id: str, started: ExecutionStartedEvent) -> None:
+        """The Pending row was not written: say whether that is normal or a real race.
+
+        Usually a worker picked the start message up before the row was written and wrote its own
+        row first — the DTAS race, harmless (debug). Only a row of *another* execution means a
+        second start of the same id won (warning).
+        """
+        record = await self._hub.instances.get(instance_id, fetch_input=False, fetch_output=False)
+        ours = started.orchestration_instance.execution_id if started.orchestration_instance else None
+        if record is not None and record.state.execution_id == ours:
+            log.debug("client.start_row_written_by_worker", extra={"instance_id": instance_id})
+        else:
+            log.warning("client.start_race_lost", extra={"instance_id": instance_id})
 
     async def get_orchestration_state(
         self, instance_id: str, *, fetch_payloads: bool = True

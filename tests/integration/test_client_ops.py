@@ -240,3 +240,36 @@ def test_sync_client_facade(storage_account: StorageAccount, task_hub_name: str)
             sync.purge_instance("missing")
         assert sync.purge_instance("s-4").instances_deleted == 1
         assert sync.create_http_management_payload("s-0", "http://x")["id"] == "s-0"
+
+
+async def test_a_start_row_written_first_by_a_worker_is_not_a_warning(
+    client: TaskHubClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client's Pending write loses to a fast worker's row (the DTAS race): no warning for that;
+    a row of another execution (a second start of the same id won) still warns."""
+    import dataclasses
+
+    instances = client.storage.instances
+    original = instances.create_pending
+    rival: dict[str, Any] = {}
+
+    async def worker_wrote_first(started: Any, **kwargs: Any) -> bool:
+        if rival:
+            other = dataclasses.replace(
+                started,
+                orchestration_instance=dataclasses.replace(started.orchestration_instance, execution_id="other"),
+            )
+            await original(other, **kwargs)
+        else:
+            await original(started, **kwargs)
+        return False  # the client's own write found a row there already
+
+    monkeypatch.setattr(instances, "create_pending", worker_wrote_first)
+    with caplog.at_level("DEBUG", logger="durable_azstorage.client"):
+        await client.schedule_new_orchestration("echo_orch", instance_id="raced-by-worker")
+        rival["on"] = True
+        await client.schedule_new_orchestration("echo_orch", instance_id="raced-by-client")
+    events = [(r.getMessage(), r.levelname, getattr(r, "instance_id", None)) for r in caplog.records]
+    assert ("client.start_row_written_by_worker", "DEBUG", "raced-by-worker") in events
+    assert ("client.start_race_lost", "WARNING", "raced-by-client") in events
+    assert not any(e[0] == "client.start_race_lost" and e[2] == "raced-by-worker" for e in events)
