@@ -19,17 +19,23 @@ import contextvars
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from ..model import (
     DistributedTraceContext,
     EventRaisedEvent,
     ExecutionStartedEvent,
     FailureDetails,
+    HistoryEvent,
     OrchestrationStatus,
+    SubOrchestrationInstanceCompletedEvent,
+    SubOrchestrationInstanceCreatedEvent,
+    SubOrchestrationInstanceFailedEvent,
+    TaskCompletedEvent,
+    TaskFailedEvent,
     TaskMessage,
     TaskScheduledEvent,
 )
@@ -38,6 +44,7 @@ __all__ = [
     "TRACER_NAME",
     "activity_span",
     "disable",
+    "emit_client_spans",
     "emit_orchestration_span",
     "emit_timer_span",
     "enable",
@@ -45,6 +52,7 @@ __all__ = [
     "is_enabled",
     "orchestration_context",
     "producer_span",
+    "stamp_scheduling",
     "stamp_outbound",
 ]
 
@@ -206,6 +214,122 @@ def orchestration_context(started: ExecutionStartedEvent, now: datetime) -> Dist
 
 def _own_traceparent(ctx: DistributedTraceContext) -> str | None:
     return ctx.id if _parse(ctx.id) else None
+
+
+# ---------------------------------------------------------------------------- scheduled work (CLIENT spans)
+
+
+def stamp_scheduling(
+    new_history: Sequence[HistoryEvent],
+    messages: Sequence[TaskMessage],
+    ctx: DistributedTraceContext | None,
+    episode: int,
+) -> None:
+    """Give each activity and sub-orchestration this episode schedules its CLIENT span id.
+
+    As DTFx traces it: orchestration → ``activity:{name}`` CLIENT (scheduling to result) →
+    ``activity:{name}`` SERVER (the run), and likewise ``orchestration:{name}`` CLIENT → SERVER for
+    a sub-orchestration. The CLIENT span id rides where DTAS keeps it — the ``TaskScheduled``
+    event's ``ParentTraceContext`` (history row and work-item message) and the
+    ``SubOrchestrationInstanceCreated`` event's ``ClientSpanId`` (the child's start message carries it
+    as its parent) — and the span itself is emitted once, when the result is committed
+    (:func:`emit_client_spans`). The id is derived from the orchestration span, the task id and the
+    episode, not drawn: an episode run again after a crash before its checkpoint re-sends its work
+    with the ids the first run's already-sent messages carry, and a retried activity (same task id,
+    later episode) gets a span of its own.
+    """
+    if ctx is None or (own := _parse(ctx.id)) is None:
+        return
+    scheduled = {e.event_id: e for e in new_history if isinstance(e, TaskScheduledEvent)}
+    created = {e.event_id: e for e in new_history if isinstance(e, SubOrchestrationInstanceCreatedEvent)}
+    for message in messages:
+        event = message.event
+        if isinstance(event, TaskScheduledEvent) and event.parent_trace_context is None:
+            client = _client_span_id(own, event.event_id, episode)
+            event.parent_trace_context = _context_of(own, client, ctx.trace_state)
+            recorded = scheduled.get(event.event_id)
+            if recorded is not None and recorded.parent_trace_context is None:
+                recorded.parent_trace_context = _context_of(own, client, ctx.trace_state)
+        elif (
+            isinstance(event, ExecutionStartedEvent)
+            and event.parent_instance is not None
+            and event.parent_trace_context is None
+        ):
+            task_id = event.parent_instance.task_schedule_id
+            client = _client_span_id(own, task_id, episode)
+            event.parent_trace_context = _context_of(own, client, ctx.trace_state)
+            sub = created.get(task_id)
+            if sub is not None and sub.client_span_id is None:
+                sub.client_span_id = f"{client:016x}"
+
+
+def _client_span_id(own: tuple[int, int, int], task_id: int, episode: int) -> int:
+    digest = hashlib.sha256(f"{own[1]:016x}:{task_id}:{episode}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") or 1
+
+
+def _context_of(own: tuple[int, int, int], span_id: int, trace_state: str | None) -> DistributedTraceContext:
+    return DistributedTraceContext(trace_parent=_traceparent(own[0], span_id, own[2]), trace_state=trace_state)
+
+
+def emit_client_spans(
+    started: ExecutionStartedEvent, instance_id: str, past: Sequence[HistoryEvent], new: Sequence[HistoryEvent]
+) -> None:
+    """The CLIENT spans of the scheduled work whose results this committed episode applied."""
+    if _state["tracer"] is None:
+        return
+    ctx = started.parent_trace_context
+    own = _parse(ctx.id) if ctx is not None else None
+    if own is None:
+        return
+    for result in new:
+        if isinstance(result, TaskCompletedEvent | TaskFailedEvent):
+            task = _last_before(past, TaskScheduledEvent, result.task_scheduled_id)
+            if task is not None and task.parent_trace_context is not None:
+                client = _parse(task.parent_trace_context.trace_parent)
+                _emit_client(own, client, "activity", task.name, task.version, instance_id, task, result)
+        elif isinstance(result, SubOrchestrationInstanceCompletedEvent | SubOrchestrationInstanceFailedEvent):
+            sub = _last_before(past, SubOrchestrationInstanceCreatedEvent, result.task_scheduled_id)
+            if sub is not None and sub.client_span_id:
+                client = _parse(_traceparent(own[0], int(sub.client_span_id, 16), own[2]))
+                _emit_client(own, client, "orchestration", sub.name, sub.version, sub.instance_id or "", sub, result)
+
+
+_Scheduling = TypeVar("_Scheduling", TaskScheduledEvent, SubOrchestrationInstanceCreatedEvent)
+
+
+def _last_before(past: Sequence[HistoryEvent], kind: type[_Scheduling], event_id: int) -> _Scheduling | None:
+    """The latest scheduling event with ``event_id`` (a retried durabletask activity reuses its id)."""
+    for event in reversed(past):
+        if isinstance(event, kind) and event.event_id == event_id:
+            return event
+    return None
+
+
+def _emit_client(
+    own: tuple[int, int, int],
+    client: tuple[int, int, int] | None,
+    kind: str,
+    name: str | None,
+    version: str | None,
+    instance_id: str,
+    scheduled: HistoryEvent,
+    result: HistoryEvent,
+) -> None:
+    if client is None or client[1] == own[1] or client[0] != own[0]:
+        return  # scheduled before CLIENT spans existed (parented straight to the orchestration)
+    attributes: dict[str, Any] = {ATTR_TYPE: kind, ATTR_NAME: name or "", ATTR_INSTANCE_ID: instance_id,
+                                  ATTR_TASK_ID: scheduled.event_id}
+    if version:
+        attributes[ATTR_VERSION] = version
+    failure = getattr(result, "failure_details", None)
+    failed = isinstance(result, TaskFailedEvent | SubOrchestrationInstanceFailedEvent)
+    error = (failure.error_message if failure else getattr(result, "reason", None) or "failed") if failed else None
+    end = result.timestamp or scheduled.timestamp
+    start = scheduled.timestamp or end
+    if start is None or end is None:
+        return
+    _emit_finished(span_name(kind, name, version), client, own, "CLIENT", attributes, start, end, error)
 
 
 def stamp_outbound(messages: list[TaskMessage], ctx: DistributedTraceContext | None) -> None:

@@ -21,6 +21,7 @@ from ..model import (
     ExecutionStartedEvent,
     HistoryEvent,
     OrchestrationStatus,
+    OrchestratorStartedEvent,
     TaskMessage,
     TimerCreatedEvent,
     TimerFiredEvent,
@@ -132,6 +133,10 @@ class OrchestrationProcessor:
         result = await self._runtime.run_episode(plan.request) if plan.request is not None else None
         outcome = state.apply(plan, result)
         entity_tracing.stamp_entity_requests(outcome.orchestrator_messages, trace_context)
+        if not remote_spans:  # an SDK worker that emits spans chose its own CLIENT contexts
+            episode = sum(isinstance(e, OrchestratorStartedEvent) for e in history.events)
+            tracing.stamp_scheduling(outcome.history, [*outcome.orchestrator_messages, *outcome.work_item_messages],
+                                     trace_context, episode)
         tracing.stamp_outbound([*outcome.work_item_messages, *outcome.orchestrator_messages], trace_context)
         await self._commit(instance_id, batch, history, outcome, now)
         otel_metrics.record_episode(started, outcome)
@@ -435,6 +440,7 @@ def _trace_committed(
         if isinstance(event, TimerFiredEvent) and event.timer_id in created:
             timer = created[event.timer_id]
             tracing.emit_timer_span(started, event.timer_id, timer.timestamp, event.fire_at, event.fire_at or now)
+    tracing.emit_client_spans(started, instance_id, past, outcome.history)
     ended = outcome.continued_as_new is not None or outcome.status.is_terminal
     if ended:
         status = OrchestrationStatus.ContinuedAsNew if outcome.continued_as_new is not None else outcome.status

@@ -1,8 +1,10 @@
 """OpenTelemetry traces of real orchestrations on Azurite, collected with the SDK's in-memory exporter.
 
-One trace per started orchestration: ``create_orchestration`` (client, PRODUCER) → ``orchestration``
-(SERVER) → one ``activity`` SERVER span per execution attempt, the sub-orchestration's own
-``orchestration`` span, timer and raised-event spans — each exactly once.
+One trace per started orchestration, shaped as DTFx traces it: ``create_orchestration`` (client,
+PRODUCER) → ``orchestration`` (SERVER) → for each scheduled activity attempt an ``activity`` CLIENT span
+(scheduling to result) → its ``activity`` SERVER span (the run); for the sub-orchestration an
+``orchestration:child`` CLIENT span → the child's SERVER span; timer and raised-event spans — each
+exactly once.
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ async def client(storage_account: StorageAccount, task_hub_name: str) -> AsyncIt
             yield hub_client
 
 
+def _kind(spans: list[ReadableSpan], kind: SpanKind) -> list[ReadableSpan]:
+    return [s for s in spans if s.kind == kind]
+
+
 def _by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, list[ReadableSpan]]:
     out: dict[str, list[ReadableSpan]] = {}
     for span in spans:
@@ -111,22 +117,33 @@ async def test_one_connected_trace_with_one_span_per_attempt(
         (s.name, s.context.trace_id) for s in workflow
     ]
     (orchestration,) = names["orchestration:traced"]
-    (child_span,) = names["orchestration:child"]
+    (child_span,) = _kind(names["orchestration:child"], SpanKind.SERVER)
+    (child_client,) = _kind(names["orchestration:child"], SpanKind.CLIENT)
     assert create.kind == SpanKind.PRODUCER and create.parent is None
     assert orchestration.kind == SpanKind.SERVER
     assert orchestration.parent is not None and orchestration.parent.span_id == create.context.span_id
-    assert child_span.parent is not None and child_span.parent.span_id == orchestration.context.span_id
+    assert child_client.parent is not None and child_client.parent.span_id == orchestration.context.span_id
+    assert child_span.parent is not None and child_span.parent.span_id == child_client.context.span_id
+    assert child_client.start_time is not None and child_span.start_time is not None
+    assert child_client.start_time <= child_span.start_time  # scheduled before it started
     assert orchestration.attributes is not None
     assert orchestration.attributes["durabletask.task.instance_id"] == instance_id
     assert orchestration.attributes["durabletask.task.status"] == "Completed"
 
-    squares = names["activity:square"]
-    assert len(squares) == 4  # three from the fan-out, one from the child
-    parents = Counter(s.parent.span_id for s in squares if s.parent is not None)
-    assert parents == {orchestration.context.span_id: 3, child_span.context.span_id: 1}
-    flaky_spans = names["activity:flaky"]
+    squares = _kind(names["activity:square"], SpanKind.SERVER)
+    square_clients = _kind(names["activity:square"], SpanKind.CLIENT)
+    assert len(squares) == 4 and len(square_clients) == 4  # three from the fan-out, one from the child
+    client_parents = Counter(s.parent.span_id for s in square_clients if s.parent is not None)
+    assert client_parents == {orchestration.context.span_id: 3, child_span.context.span_id: 1}
+    by_client = {s.context.span_id: s for s in square_clients}
+    assert sorted(s.parent.span_id for s in squares if s.parent) == sorted(by_client), "each run under its CLIENT"
+    flaky_spans = _kind(names["activity:flaky"], SpanKind.SERVER)
     assert len(flaky_spans) == 2, "exactly one span per execution attempt (first fails, retry succeeds)"
     assert sorted(str(s.status.status_code) for s in flaky_spans) == ["StatusCode.ERROR", "StatusCode.UNSET"]
+    flaky_clients = _kind(names["activity:flaky"], SpanKind.CLIENT)
+    assert len(flaky_clients) == 2, "the retry is a new attempt with a CLIENT span of its own"
+    assert sorted(str(s.status.status_code) for s in flaky_clients) == ["StatusCode.ERROR", "StatusCode.UNSET"]
+    assert {s.parent.span_id for s in flaky_spans if s.parent} == {s.context.span_id for s in flaky_clients}
     assert len(names["orchestration:traced:timer"]) == 2  # the retry's back-off timer and the explicit one
     (event,) = names["orchestration_event:approve"]
     assert event.kind == SpanKind.PRODUCER  # the raise is the client's own operation: its own trace

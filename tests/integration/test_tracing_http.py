@@ -76,7 +76,11 @@ async def _one_trace(spans: InMemorySpanExporter, instance_id: str, trace_id: in
     (orchestration,) = [s for s in mine() if s.name == "orchestration:hello_orchestrator"]
     assert orchestration.attributes is not None
     assert orchestration.attributes["durabletask.task.instance_id"] == instance_id
-    assert len([s for s in mine() if s.name == "activity:hello"]) == 2
+    hellos = [s for s in mine() if s.name == "activity:hello"]
+    runs = [s for s in hellos if s.kind == SpanKind.SERVER]
+    calls = [s for s in hellos if s.kind == SpanKind.CLIENT]
+    assert len(runs) == 2 and len(calls) == 2  # each run under the orchestration's CLIENT span for it
+    assert {s.parent.span_id for s in runs if s.parent} == {s.context.span_id for s in calls}
 
 
 async def test_traceparent_of_an_http_triggered_start(spans: InMemorySpanExporter, host: FunctionsHost) -> None:
