@@ -35,11 +35,12 @@ def _engine(args: argparse.Namespace) -> Engine:
         from .engines.sidecar import SidecarEngine
 
         return SidecarEngine(args.connection_string, server_pid=args.server_pid, **default_settings())
-    if args.engine == "durable_azstorage-functions":
+    if args.engine in ("durable_azstorage-functions", "durable_azstorage-functions-fullreplay"):
         from .engines.azstorage import default_settings
-        from .engines.functions import FunctionsEngine
+        from .engines.functions import FunctionsEngine, FunctionsFullReplayEngine
 
-        return FunctionsEngine(args.connection_string, server_pid=args.server_pid, **default_settings())
+        cls = FunctionsEngine if args.engine == "durable_azstorage-functions" else FunctionsFullReplayEngine
+        return cls(args.connection_string, server_pid=args.server_pid, **default_settings())
     if args.engine == "durabletask-inmem":
         from .engines.dtmem import DurableTaskInMemoryEngine
 
@@ -63,7 +64,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     replay = None
     if args.engine in ("durable_azstorage", "durable_azstorage-otel"):
         replay = ReplayProbe("runtime").install()
-    elif args.engine == "durable_azstorage-functions":
+    elif args.engine in ("durable_azstorage-functions", "durable_azstorage-functions-fullreplay"):
         replay = ReplayProbe("functions").install()
     elif args.engine in ("durabletask-inmem", "durable_azstorage-sidecar"):
         replay = ReplayProbe("executor").install()

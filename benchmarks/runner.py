@@ -36,6 +36,9 @@ PEERS = (
 SIDECAR = "durable_azstorage-sidecar"  # our engine through the gRPC sidecar: needs the same Azurite
 OTEL = "durable_azstorage-otel"  # our engine with OpenTelemetry traces and metrics on (in-memory export)
 FUNCTIONS = "durable_azstorage-functions"  # our engine running the same work as a Durable Functions 1.x app
+# Opt-in (not in the default --peers): the same app replaying its whole history every episode.
+FUNCTIONS_FULL = "durable_azstorage-functions-fullreplay"
+OPT_IN_PEERS = (FUNCTIONS_FULL,)
 # Issue 16's targets (issue 8's ceiling and replay ones kept); printed next to the measurements,
 # never asserted. Override with --target.
 TARGETS = {
@@ -131,7 +134,7 @@ def run(
         ours = _child(OURS, workloads, sizes, extra, budget)
         report["ceiling"] = ours.pop("ceiling", None)
         report["engines"][OURS] = ours
-        for variant in (SIDECAR, OTEL, FUNCTIONS):
+        for variant in (SIDECAR, OTEL, FUNCTIONS, FUNCTIONS_FULL):
             if variant in peers:
                 no_ceiling = [arg for arg in extra if arg != "--ceiling"]
                 report["engines"][variant] = _child(variant, workloads, sizes, no_ceiling, budget)
@@ -170,7 +173,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     cmd.add_argument(
         "--workloads", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}"
     )
-    cmd.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated subset of {','.join(PEERS)}, or ''")
+    cmd.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help=f"comma-separated subset of {','.join(PEERS)} (opt-in: {','.join(OPT_IN_PEERS)}), or ''",
+    )
     cmd.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="override one size, e.g. hello_instances=50"
     )
@@ -209,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = run(
         sizes=sizes,
         workloads=_split(args.workloads, WORKLOADS, "workloads"),
-        peers=_split(args.peers, PEERS, "peers"),
+        peers=_split(args.peers, PEERS + OPT_IN_PEERS, "peers"),
         connection_string=args.connection_string,
         targets=targets,
         size_name=args.size,

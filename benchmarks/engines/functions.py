@@ -51,3 +51,13 @@ class FunctionsEngine(AzStorageEngine):
             if client is not None:
                 await client.close()
         await self.host.stop()
+
+
+class FunctionsFullReplayEngine(FunctionsEngine):
+    """The same app with ``orchestrator_cache_size=0``: every episode replays the whole history, as
+    the Durable Functions extension does (and as this provider did before the kept executor)."""
+
+    name = "durable_azstorage-functions-fullreplay"
+
+    def __init__(self, connection_string: str, *, server_pid: int | None = None, **settings: Any) -> None:
+        super().__init__(connection_string, server_pid=server_pid, orchestrator_cache_size=0, **settings)
