@@ -8,15 +8,18 @@ suite's Functions app code) is driven episode by episode through the pure replay
 between episodes) and once with ``session_capacity=0`` (the whole history rendered, parsed and
 replayed each episode, as the Durable Functions extension does and as this provider did
 before). Each episode's thread CPU time is measured (reliable on a loaded machine) and
-printed by fifth of the run, with the total. The two runs' episode results are compared too.
+printed by fifth of the run, with the total. The two runs' episode results are compared too, and
+the memory one kept orchestrator holds is measured with ``tracemalloc``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import time
+import tracemalloc
 import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -44,9 +47,9 @@ def _handles() -> dict[str, Any]:
 
 
 def drive(
-    runtime: FunctionsOrchestrationRuntime, activities: int
+    runtime: FunctionsOrchestrationRuntime, activities: int, episodes: int | None = None
 ) -> tuple[list[tuple[int, float]], list[EpisodeResult]]:
-    """Run the orchestration to completion; (history length, CPU s) and the result per episode."""
+    """Run the orchestration to completion (or ``episodes``); (history length, CPU s) and the result per episode."""
     instance = OrchestrationInstance(instance_id="bench", execution_id="e1")
     history: list[Any] = []
     inbox: list[Any] = [ExecutionStartedEvent(orchestration_instance=instance, name="long_sequence",
@@ -54,7 +57,7 @@ def drive(
     samples: list[tuple[int, float]] = []
     results: list[EpisodeResult] = []
     now = T0
-    while inbox:
+    while inbox and (episodes is None or len(results) < episodes):
         now += timedelta(milliseconds=10)
         state = ReplayState("bench", history)
         plan = state.prepare(inbox, now=now)
@@ -71,6 +74,21 @@ def drive(
             inbox.append(TaskCompletedEvent(task_scheduled_id=message.event.event_id,
                                             result=json.dumps(value * value), timestamp=now))
     return samples, results
+
+
+def kept_bytes(activities: int) -> int:
+    """Memory one kept orchestrator holds after ``activities`` episodes (traced, cache on minus off)."""
+    drive(FunctionsOrchestrationRuntime(_handles()), 3, 2)  # imports and first-use caches, outside the measure
+    sizes = []
+    for capacity in (1000, 0):
+        gc.collect()
+        tracemalloc.start()
+        runtime = FunctionsOrchestrationRuntime(_handles(), session_capacity=capacity)
+        drive(runtime, activities + 1, activities)
+        gc.collect()
+        sizes.append(tracemalloc.get_traced_memory()[0])
+        tracemalloc.stop()
+    return sizes[0] - sizes[1]
 
 
 def _fifths(samples: list[tuple[int, float]]) -> list[str]:
@@ -97,6 +115,8 @@ def main() -> None:
         total = sum(c for _, c in samples)
         print(f"  {label:13}  total {total:7.3f} s CPU, {total * 1000 / args.activities:7.2f} ms per activity;"
               f"  per episode by fifth: {' | '.join(_fifths(samples))}")
+    kept_kib = kept_bytes(args.activities) / 1024
+    print(f"  memory of one kept orchestrator after {args.activities} activities: {kept_kib:.0f} KiB (tracemalloc)")
     if not same:
         raise SystemExit("the kept executor's results differ from the full replay's")
 
