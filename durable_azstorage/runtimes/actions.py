@@ -58,6 +58,8 @@ class CreateSubOrchestration:
     version: str | None = None
     input: str | None = None
     tags: dict[str, str] | None = None
+    trace_context: DistributedTraceContext | None = None
+    """The scheduler's CLIENT span when an SDK worker emits its own spans (through the sidecar)."""
 
 
 @dataclass(frozen=True, kw_only=True)

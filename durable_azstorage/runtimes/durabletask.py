@@ -309,6 +309,7 @@ def from_pb_action(action: PbAction, *, keep_trace_context: bool = False) -> Act
         return CreateSubOrchestration(
             id=action.id, name=a.name, instance_id=a.instanceId, version=_opt(a, "version"),
             input=_opt(a, "input"), tags=dict(a.tags) or None,
+            trace_context=_trace_context_of(a) if keep_trace_context else None,
         )
     if kind == "sendEvent":
         a = action.sendEvent

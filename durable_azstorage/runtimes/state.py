@@ -45,6 +45,7 @@ from datetime import datetime
 
 from ..model import (
     ContinueAsNewEvent,
+    DistributedTraceContext,
     EventRaisedEvent,
     EventSentEvent,
     EventType,
@@ -431,7 +432,7 @@ class ReplayState:
         commit.history.append(
             SubOrchestrationInstanceCreatedEvent(
                 event_id=a.id, name=a.name, version=a.version, instance_id=a.instance_id,
-                input=a.input, tags=tags, timestamp=now,
+                input=a.input, tags=tags, timestamp=now, client_span_id=_span_id_of(a.trace_context),
             )
         )
         child = OrchestrationInstance(instance_id=a.instance_id, execution_id=self._new_id())
@@ -442,6 +443,7 @@ class ReplayState:
                 task_schedule_id=a.id, version=started.version,
             ),
             name=a.name, version=a.version, input=a.input, tags=tags, timestamp=now,
+            parent_trace_context=replace(a.trace_context) if a.trace_context is not None else None,
         )
         commit.orchestrator.append(
             TaskMessage(
@@ -516,3 +518,9 @@ class ReplayState:
                 failure_details=a.failure_details, timestamp=now,
             )
         return TaskMessage(event=event, orchestration_instance=replace(parent.orchestration_instance))
+
+
+def _span_id_of(ctx: DistributedTraceContext | None) -> str | None:
+    """The span id part of a W3C ``traceparent`` (DTAS keeps a CLIENT span as ``ClientSpanId``)."""
+    parts = ctx.trace_parent.split("-") if ctx is not None and ctx.trace_parent else []
+    return parts[2] if len(parts) == 4 else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..model import ExecutionStartedEvent, FailureDetails
+from ..model import ExecutionStartedEvent, FailureDetails, SubOrchestrationInstanceCreatedEvent
 from ..runtimes.base import ActivityResult, EpisodeRequest, EpisodeResult
 from ..runtimes.durabletask import _ts as pb_timestamp
 from ..runtimes.durabletask import actions_from_pb, from_pb_failure, to_pb_event
@@ -67,8 +67,32 @@ def operation_trace_context(op: EntityOperation) -> Any:
     return pb.TraceContext(traceParent=op.trace_parent)
 
 
-def _events(events: Any) -> list[Any]:
-    return [p for p in (to_pb_event(e) for e in events) if p is not None]
+def _events(events: Any, started: ExecutionStartedEvent | None = None) -> list[Any]:
+    out = []
+    for event in events:
+        converted = to_pb_event(event)
+        if converted is None:
+            continue
+        if isinstance(event, SubOrchestrationInstanceCreatedEvent) and event.client_span_id:
+            client = _client_traceparent(started, event.client_span_id)
+            if client is not None:
+                converted.subOrchestrationInstanceCreated.parentTraceContext.CopyFrom(pb.TraceContext(traceParent=client))
+        out.append(converted)
+    return out
+
+
+def _client_traceparent(started: ExecutionStartedEvent | None, client_span_id: str) -> str | None:
+    """The SDK's CLIENT span of a sub-orchestration, from ``ClientSpanId`` and the orchestration's trace.
+
+    DTAS keeps only the span id on ``SubOrchestrationInstanceCreated``; the trace is the
+    orchestration's own, so the SDK gets back the context it chose and emits the CLIENT span
+    when the child's result arrives.
+    """
+    ctx = started.parent_trace_context if started is not None else None
+    parts = (ctx.id or ctx.trace_parent or "").split("-") if ctx is not None else []
+    if len(parts) != 4:
+        return None
+    return f"00-{parts[1]}-{client_span_id}-{parts[3]}"
 
 
 class RemoteOrchestrationRuntime:
@@ -89,8 +113,8 @@ class RemoteOrchestrationRuntime:
             orchestratorRequest=pb.OrchestratorRequest(
                 instanceId=request.instance_id,
                 executionId=sv(request.execution_id),
-                pastEvents=_events(request.past_events),
-                newEvents=_events(request.new_events),
+                pastEvents=_events(request.past_events, started),
+                newEvents=_events(request.new_events, started),
                 orchestrationTraceContext=orchestration_trace_context(started),
             )
         )

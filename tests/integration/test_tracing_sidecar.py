@@ -41,6 +41,10 @@ def shouting(ctx: task.OrchestrationContext, _: None) -> Generator[task.Task[Any
     return out
 
 
+def shouting_parent(ctx: task.OrchestrationContext, _: None) -> Generator[task.Task[Any], Any, list[str]]:
+    return (yield ctx.call_sub_orchestrator(shouting))
+
+
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     """The SDK worker emits through the *global* provider: install one (once per process) and listen."""
@@ -132,3 +136,32 @@ async def test_an_sdk_client_span_parents_the_host_create_span(
     (orchestration,) = named("orchestration:shouting")
     assert orchestration.parent is not None and orchestration.parent.span_id == ours.context.span_id
     assert {s.context.trace_id for s in (sdk, ours, orchestration)} == {caller.get_span_context().trace_id}
+
+
+async def test_sdk_sub_orchestration_client_span_parents_the_child(
+    spans: InMemorySpanExporter, storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    """The SDK's CLIENT span for a sub-orchestration: its id kept as ``ClientSpanId``, the child under it."""
+    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=1))
+    host = HostedWorker(storage_account, settings, "sidecar")
+    host.add_orchestrator(shouting_parent)
+    host.add_orchestrator(shouting)
+    host.add_activity(shout)
+    async with host as worker:
+        await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
+        async with await TaskHubClient.open(storage_account, task_hub_name) as client:
+            instance_id = await client.schedule_new_orchestration("shouting_parent")
+            state = await client.wait_for_completion(instance_id, timeout=60)
+    assert state.runtime_status == OrchestrationStatus.Completed
+
+    def named(name: str) -> list[Any]:
+        return [s for s in spans.get_finished_spans() if s.name == name]
+
+    await eventually(lambda: len(named("orchestration:shouting_parent")) >= 1, timeout=10, message="parent span")
+    (parent,) = named("orchestration:shouting_parent")
+    (call,) = [s for s in named("orchestration:shouting") if s.kind == SpanKind.CLIENT]
+    (child,) = [s for s in named("orchestration:shouting") if s.kind == SpanKind.SERVER]
+    assert call.parent is not None and call.parent.span_id == parent.context.span_id
+    assert child.parent is not None and child.parent.span_id == call.context.span_id
+    assert {s.context.trace_id for s in (parent, call, child)} == {parent.context.trace_id}
+
