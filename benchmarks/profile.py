@@ -43,6 +43,9 @@ _GROUPS = (
 )
 
 
+_ROOT = str(Path(__file__).resolve().parent.parent) + "/"
+
+
 def _group(filename: str) -> str:
     for marker, name in _GROUPS:
         if marker in filename:
@@ -61,7 +64,7 @@ def summarise(stats: pstats.Stats, title: str, top: int = 30) -> str:
     lines += ["", f"top {top} functions by self time:"]
     ranked = sorted(raw.items(), key=lambda kv: -kv[1][2])[:top]
     for (filename, line, func), entry in ranked:
-        short = filename.split("site-packages/")[-1].split("wt-perf/")[-1]
+        short = filename.split("site-packages/")[-1].replace(_ROOT, "")
         lines.append(f"{entry[2] / total:6.1%}  {entry[1]:>8} calls  {func}  {short}:{line}")
     return "\n".join(lines) + "\n"
 
@@ -72,6 +75,7 @@ def main() -> None:
     parser.add_argument("--data-path", choices=("lean", "sdk"), default="lean")
     parser.add_argument("--set", action="append", default=[], help="size override, e.g. hello_instances=100")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--pstats", help="also write the raw cProfile stats here (read with pstats)")
     args = parser.parse_args()
     os.environ["DURABLE_AZSTORAGE_DATA_PATH"] = args.data_path
     sizes = PRESETS["default"].with_overrides(args.set)
@@ -96,6 +100,8 @@ def main() -> None:
         profiler.disable()
         measured = json.loads(result.read_text())
     stats = pstats.Stats(profiler)
+    if args.pstats:
+        stats.dump_stats(args.pstats)
     title = f"{args.workload} on the {args.data_path} data path, sizes {args.set or 'default'}"
     cpu = [r.get("cpu_seconds") for r in measured.get("results", [])]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -331,4 +331,6 @@ def utf8_bytes(text: str) -> bytes:
 
 def utf16_byte_count(text: str) -> int:
     """``Encoding.Unicode.GetByteCount``: the size Azure Tables charges for a string."""
+    if text.isascii():  # two bytes a character; no need to encode the whole text
+        return 2 * len(text)
     return len(text.encode("utf-16-le", "surrogatepass"))

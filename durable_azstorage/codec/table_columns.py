@@ -102,11 +102,18 @@ def column_bool(entity: Mapping[str, Any], name: str) -> bool | None:
 
 
 def _candidate_strings(entity: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [
-        (name, value)
-        for name in LARGE_PROPERTY_CANDIDATES
-        if isinstance(value := unwrap(entity.get(name)), str) and value
-    ]
+    found = []
+    for name in LARGE_PROPERTY_CANDIDATES:  # runs for every history row written: no per-column unwrap
+        value = entity.get(name)
+        if value is None:
+            continue
+        if type(value) is not str:
+            value = unwrap(value)
+            if not isinstance(value, str):
+                continue
+        if value:
+            found.append((name, value))
+    return found
 
 
 def oversized_properties(entity: Mapping[str, Any]) -> list[str]:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 __all__ = ["BatchPart", "BatchRequest", "build_batch", "parse_batch_response"]
 
-_STATUS_LINE = re.compile(rb"^HTTP/1\.1 (\d{3}) ?(.*)$")
 
 
 @dataclass(frozen=True)
@@ -66,36 +65,26 @@ def build_batch(requests: Sequence[BatchRequest], api_version: str) -> tuple[str
     return f"multipart/mixed; boundary={batch}", b"".join(chunks)
 
 
+_PART = re.compile(
+    rb"^HTTP/1\.1 (\d{3}) ?([^\r\n]*)\r?\n"  # the status line of one embedded response
+    rb"((?:[^\r\n]+\r?\n)*)"  # its headers
+    rb"(?:\r?\n(.*?))?(?=^--|\Z)",  # a blank line, then the body up to the next boundary
+    re.M | re.S,
+)
+
+
 def parse_batch_response(body: bytes) -> list[BatchPart]:
-    """Every embedded HTTP response, in order (boundary lines and part headers skipped)."""
+    """Every embedded HTTP response, in order (boundary lines and part headers skipped).
+
+    One regular-expression scan over the whole answer instead of a loop over its lines: the
+    answer of every history checkpoint goes through here.
+    """
     parts: list[BatchPart] = []
-    current: BatchPart | None = None
-    in_headers = False
-    body_lines: list[bytes] = []
-    for line in body.split(b"\n"):
-        line = line.rstrip(b"\r")
-        if line.startswith(b"--"):
-            if current is not None:
-                current.body = b"\n".join(body_lines).strip()
-                parts.append(current)
-                current = None
-            continue
-        match = _STATUS_LINE.match(line)
-        if match and (current is None or not in_headers):
-            if current is not None:
-                current.body = b"\n".join(body_lines).strip()
-                parts.append(current)
-            current = BatchPart(int(match.group(1)), match.group(2).decode("latin-1"), {}, b"")
-            in_headers, body_lines = True, []
-        elif current is not None and in_headers:
-            if not line:
-                in_headers = False
-            else:
-                name, _, value = line.decode("latin-1").partition(":")
-                current.headers[name.strip().lower()] = value.strip()
-        elif current is not None:
-            body_lines.append(line)
-    if current is not None:
-        current.body = b"\n".join(body_lines).strip()
-        parts.append(current)
+    for match in _PART.finditer(body):
+        headers: dict[str, str] = {}
+        for line in match.group(3).decode("latin-1").splitlines():
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        status, reason, answer = int(match.group(1)), match.group(2).decode("latin-1"), match.group(4) or b""
+        parts.append(BatchPart(status, reason, headers, answer.strip()))
     return parts

@@ -9,7 +9,6 @@ operation these strings and signatures equal those of the SDK's own policies.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from urllib.parse import unquote
@@ -72,7 +71,7 @@ class SharedKeySigner:
         self._key = base64.b64decode(key_base64)
 
     def signature(self, string_to_sign: str) -> str:
-        digest = hmac.new(self._key, string_to_sign.encode("utf-8"), hashlib.sha256).digest()
+        digest = hmac.digest(self._key, string_to_sign.encode("utf-8"), "sha256")  # one-shot C path, no HMAC object
         return base64.b64encode(digest).decode("ascii")
 
     def authorization(self, string_to_sign: str) -> str:

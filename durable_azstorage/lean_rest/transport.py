@@ -11,6 +11,7 @@ way azure-core's ``CustomHookPolicy`` reports them, so
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
@@ -44,6 +45,27 @@ def http_date(now: float | None = None) -> str:
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
     )
+
+
+_date_cache: tuple[int, str] = (-1, "")
+
+
+def _current_http_date() -> str:
+    """``http_date()`` formatted once per second (dozens of requests share each second)."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, http_date(second))
+    return _date_cache[1]
+
+
+_REQUEST_ID_PREFIX = uuid.uuid4().hex[:20]
+_request_numbers = itertools.count(1)
+
+
+def _request_id() -> str:
+    """A unique ``x-ms-client-request-id`` without a random UUID per request: process + sequence."""
+    return f"{_REQUEST_ID_PREFIX}-{next(_request_numbers):012d}"
 
 
 @dataclass(frozen=True)
@@ -211,8 +233,8 @@ class RestTransport:
     async def _attempt(
         self, method: str, path: str, query: list[tuple[str, str]], extra: Mapping[str, str], body: bytes | None
     ) -> RestResponse:
-        headers = {"x-ms-version": self.api_version, "x-ms-date": http_date(), **extra}
-        headers["x-ms-client-request-id"] = str(uuid.uuid4())
+        headers = {"x-ms-version": self.api_version, "x-ms-date": _current_http_date(), **extra}
+        headers["x-ms-client-request-id"] = _request_id()
         if body:
             headers["Content-Length"] = str(len(body))
         elif method in ("PUT", "POST", "DELETE", "PATCH", "MERGE"):

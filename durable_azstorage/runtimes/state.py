@@ -211,6 +211,7 @@ class ReplayState:
     ) -> None:
         self.instance_id = instance_id
         self.past: tuple[HistoryEvent, ...] = tuple(past_events)
+        self._status: OrchestrationStatus | None = None
         self._new_id = id_factory
         self.started: ExecutionStartedEvent | None = next(
             (e for e in self.past if isinstance(e, ExecutionStartedEvent)), None
@@ -219,7 +220,11 @@ class ReplayState:
     # ------------------------------------------------------------------ derived facts
     @property
     def status(self) -> OrchestrationStatus:
-        return runtime_status(self.past)
+        """From ``past`` (a tuple, never replaced): scanned once, not per question."""
+        status = self._status
+        if status is None:
+            status = self._status = runtime_status(self.past)
+        return status
 
     @property
     def execution_id(self) -> str | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from durable_azstorage.metrics import classify_request
+from durable_azstorage.metrics import TransactionCounter, classify_request
 
 PORTS = {10000: "blob", 10001: "queue", 10002: "table"}
 Q = "http://127.0.0.1:10001/devstoreaccount1"
@@ -32,6 +34,35 @@ B = "http://127.0.0.1:10000/devstoreaccount1"
 )
 def test_classify_azurite_requests(method: str, url: str, expected: tuple[str, str]) -> None:
     assert classify_request(method, url, PORTS) == expected
+
+
+_SEQUENCE = [
+    ("GET", f"{Q}/hub-control-00/messages?numofmessages=32"),
+    ("GET", f"{Q}/hub-control-00/messages?peekonly=true&numofmessages=32"),
+    ("DELETE", f"{Q}/hub-control-00/messages/abc?popreceipt=x"),
+    ("DELETE", f"{Q}/hub-control-00/messages/def?popreceipt=y"),
+    ("PUT", f"{Q}/hub-control-00/messages/def?popreceipt=y&visibilitytimeout=3"),
+    ("GET", f"{Q}/hub-control-00?comp=metadata"),
+    ("GET", f"{Q}/hub-control-00?comp=list"),
+    ("GET", f"{T}/HubInstances(PartitionKey='a',RowKey='')"),
+    ("GET", f"{T}/HubInstances()?$filter=x"),
+    ("GET", f"{T}/HubInstances(PartitionKey='b',RowKey='')"),
+    ("GET", f"{B}/hub-largemessages?restype=container&comp=list"),
+    ("GET", f"{B}/hub-largemessages?restype=container&comp=lease"),
+    ("PUT", f"{B}/hub-largemessages/a(1)/b.json.gz"),
+]
+
+
+def test_the_counter_classifies_each_url_shape_once_and_alike() -> None:
+    """The counter caches by URL shape; every request still counts as ``classify_request`` says."""
+    counter = TransactionCounter(PORTS)
+    for method, url in _SEQUENCE * 2:
+        counter(SimpleNamespace(http_request=SimpleNamespace(method=method, url=url)))  # type: ignore[arg-type]
+    expected: dict[tuple[str, str], int] = {}
+    for method, url in _SEQUENCE * 2:
+        key = classify_request(method, url, PORTS)
+        expected[key] = expected.get(key, 0) + 1
+    assert dict(counter.snapshot()) == expected
 
 
 def test_classify_real_account_by_host() -> None:
