@@ -142,10 +142,10 @@ class ReplayProbe:
             process = OrchestrationProcessor.process
             batches = self.batches
 
-            async def timed_process(owner: Any, instance_id: str, messages: Any) -> None:
+            async def timed_process(owner: Any, instance_id: str, messages: Any, *rest: Any) -> None:
                 t0 = time.perf_counter()
                 try:
-                    await process(owner, instance_id, messages)
+                    await process(owner, instance_id, messages, *rest)
                 finally:
                     batches.append((instance_id, time.perf_counter() - t0))
 

@@ -192,11 +192,18 @@ class TaskHubClient(EntityClientMixin):
                       "durabletask.task.instance_id": instance_id}
         with tracing.producer_span("create_orchestration", name, attributes) as trace_context:
             started.parent_trace_context = trace_context
-            # Not handed to a worker in this process in memory: the row below must exist first.
-            blob_url = await self._send(started, started.orchestration_instance, local=False)  # type: ignore[arg-type]
-            written = await self._hub.instances.create_pending(
-                started, etag=None if existing is None else existing.etag, input_blob_url=blob_url
-            )
+
+            async def write_row(blob_name: str | None) -> bool:
+                return await self._hub.instances.create_pending(
+                    started,
+                    etag=None if existing is None else existing.etag,
+                    input_blob_url=None if blob_name is None else self._hub.payloads.url_for(blob_name),
+                )
+
+            # DTAS order: the message, then the row; a worker in this process gets the start
+            # in memory only once the row exists (TaskHubQueue.send_then).
+            queue = self._hub.control_queue_for(instance_id)
+            _, written = await queue.send_then(self._message(started, started.orchestration_instance), write_row)  # type: ignore[arg-type]
         if not written:
             await self._explain_lost_row_race(instance_id, started)
         log.info("client.orchestration_scheduled", extra={"instance_id": instance_id, "orchestration": name})
@@ -429,14 +436,18 @@ class TaskHubClient(EntityClientMixin):
         log.info("client.instance_rewound", extra={"instance_id": instance_id, "leaves": leaves})
         return leaves
 
-    async def _send(self, event: HistoryEvent, instance: OrchestrationInstance, *, local: bool = True) -> str | None:
-        """Enqueue a client message to the instance's control queue; returns a blob URL if offloaded."""
-        message = MessageData(
+    @staticmethod
+    def _message(event: HistoryEvent, instance: OrchestrationInstance) -> MessageData:
+        return MessageData(
             activity_id=uuid.uuid4(),
             task_message=TaskMessage(event=event, orchestration_instance=instance),
             sequence_number=next_sequence_number(),
             sender=_CLIENT_SENDER,
         )
+
+    async def _send(self, event: HistoryEvent, instance: OrchestrationInstance, *, local: bool = True) -> str | None:
+        """Enqueue a client message to the instance's control queue; returns a blob URL if offloaded."""
+        message = self._message(event, instance)
         queue = self._hub.control_queue_for(instance.instance_id)
         blob_name = await queue.send(message, local=local)  # a scheduled start stays invisible until due
         return None if blob_name is None else self._hub.payloads.url_for(blob_name)

@@ -38,6 +38,7 @@ from ..model import (
     utc_now,
 )
 from .blobs import LargePayloadStore
+from .fresh_starts import fresh_starts
 from .history_store import OffloadedProperty
 
 __all__ = [
@@ -101,6 +102,11 @@ class InstanceStore:
         self._table = table_client
         self._payloads = payloads
         self.task_hub_name = task_hub_name
+        self._fresh_key = str(getattr(table_client, "url", task_hub_name)).split("?", 1)[0].rstrip("/").lower()
+
+    def inserted_here(self, instance_id: str, execution_id: str) -> bool:
+        """Whether a client in this process just inserted this execution's Pending row (once)."""
+        return fresh_starts.take(self._fresh_key, instance_id, execution_id)
 
     # ------------------------------------------------------------------ read
 
@@ -189,7 +195,12 @@ class InstanceStore:
         try:
             if etag is None:
                 await self._table.create_entity(entity)
+                instance = started_event.orchestration_instance
+                if instance is not None and instance.execution_id:
+                    fresh_starts.record(self._fresh_key, instance.instance_id, instance.execution_id)
             else:
+                if started_event.orchestration_instance is not None:
+                    fresh_starts.forget(self._fresh_key, started_event.orchestration_instance.instance_id)
                 await self._table.update_entity(
                     entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
                 )

@@ -13,10 +13,11 @@ import itertools
 import logging
 import random
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue.aio import QueueClient
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_VISIBILITY_DELAY = timedelta(days=7) - timedelta(seconds=1)
 """Azure rejects longer visibility delays; longer timers are chained by the replay state."""
@@ -284,6 +286,38 @@ class TaskHubQueue:
                 asyncio.get_running_loop().call_later(seconds + 0.05, self._notify)
         return None if blob is None else blob[0]
 
+    async def send_then(
+        self, md: MessageData, step: Callable[[str | None], Awaitable[_T]]
+    ) -> tuple[str | None, _T]:
+        """Send ``md``, then run ``step(blob_name)``; an in-process consumer gets it only after.
+
+        A client's start: the Instances row (``step``) must exist before a worker screens the
+        start, and DTAS writes it after the message. With a consumer of this queue in this
+        process the message is put held (stored, invisible, owned here), the row is written,
+        and the message is handed over in memory — no ``Get Messages``, no polling delay.
+        Otherwise it is put visible first and ``step`` runs after, as :meth:`send` with
+        ``local=False`` does. Should ``step`` fail, a held message is made visible at once.
+        """
+        delay = visibility_delay_for(md, utc_now())
+        sink = self._local_sink()
+        if sink is None or delay > timedelta(0) or not sink.accepts():
+            blob_name = await self.send(md, local=False)
+            return blob_name, await step(blob_name)
+        text, blob = prepare_queue_message(md)
+        if blob is not None:
+            await self._payloads.upload_text_bytes(blob[0], blob[1])
+        blob_name = None if blob is None else blob[0]
+        held = await self._put_held(sink, md, text)
+        try:
+            result = await step(blob_name)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._update_visibility(held, timedelta(0))
+                self._notify()
+            raise
+        await self._hand_over(sink, held)
+        return blob_name, result
+
     async def _send_held(self, sink: LocalSink, md: MessageData, text: str) -> None:
         await self._hand_over(sink, await self._put_held(sink, md, text))
 
@@ -417,7 +451,9 @@ class BackoffPoller:
 
     After each empty poll the wait grows from 50 ms towards ``max_interval``; a successful
     receive resets it; :meth:`wake` (called when this process sends to the queue) ends the
-    current wait at once.
+    current wait at once and makes the next poll due now. :meth:`nudge` only ends the wait:
+    an item handed over in memory is there to take, but the queue is no fuller than at the
+    last poll, so :meth:`poll_due` keeps the back-off's schedule (no empty poll per hand-over).
     """
 
     def __init__(
@@ -428,24 +464,58 @@ class BackoffPoller:
         self._rng = rng
         self._failures = 0
         self._event = asyncio.Event()
+        self._due = 0.0
+        """``time.monotonic()`` at which the queue is worth polling again."""
 
     def next_interval(self) -> float:
         jitter = 0.8 + 0.4 * self._rng()
         interval = self._min + jitter * (2 ** max(self._failures - 1, 0)) * self._min if self._failures else self._min
         return min(interval, self._max)
 
-    async def wait(self) -> None:
+    def poll_due(self) -> bool:
+        return time.monotonic() >= self._due
+
+    def back_off(self) -> float:
+        """Record an empty poll: the next one is due after the grown interval (returned)."""
         interval = self.next_interval()
         self._failures = min(self._failures + 1, 64)
-        try:
-            await asyncio.wait_for(self._event.wait(), interval)
-        except asyncio.TimeoutError:
-            pass
+        self._due = time.monotonic() + interval
+        return interval
+
+    async def wait(self) -> None:
+        """After an empty poll: back off (a wake-up ends the wait early)."""
+        await self._wait_event(self.back_off())
+
+    async def pause(self) -> None:
+        """After a receive that did not fill its batch: the queue is most likely empty now.
+
+        Wait the shortest interval before the next poll instead of polling at once into an
+        empty queue; a send noticed meanwhile (even during the receive itself) ends it.
+        """
+        self._failures = 0
+        self._due = time.monotonic() + self._min
+        await self._wait_event(self._min)
+
+    async def wait_until_due(self) -> None:
+        """Wait for the next due poll, a wake-up or a nudge, whichever comes first."""
+        await self._wait_event(max(0.0, self._due - time.monotonic()))
+
+    async def _wait_event(self, seconds: float) -> None:
+        if not self._event.is_set():
+            try:
+                await asyncio.wait_for(self._event.wait(), seconds)
+            except asyncio.TimeoutError:
+                pass
         self._event.clear()
 
     def reset(self) -> None:
         self._failures = 0
+        self._due = 0.0
 
     def wake(self) -> None:
         self._failures = 0
+        self._due = 0.0
+        self._event.set()
+
+    def nudge(self) -> None:
         self._event.set()

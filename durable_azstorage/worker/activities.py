@@ -66,7 +66,7 @@ class ActivityProcessor:
         if not self._accepting:
             return False
         self._local.append(message)
-        self._poller.wake()
+        self._poller.nudge()  # take it now; the shared queue is no fuller than at the last poll
         return True
 
     def stop_accepting(self) -> None:
@@ -86,9 +86,16 @@ class ActivityProcessor:
         """Wait (with back-off) for the next work item; None lets the dispatcher re-check stop."""
         if self._local:
             return self._local.popleft()
+        if not self._poller.poll_due():
+            # Items handed over in memory ended the last wait, not a send to the shared queue:
+            # poll it on the back-off's schedule, not once per hand-over.
+            await self._poller.wait_until_due()
+            return None
         messages = await self._queue.receive(1, self._visibility)
         if not messages:
-            if not self._local:
+            if self._local:
+                self._poller.back_off()  # handed over during the poll: take those, no wait
+            else:
                 await self._poller.wait()
             return None
         self._poller.reset()

@@ -102,6 +102,10 @@ class ControlQueuePump:
                     continue
                 self._poller.reset()
                 self._sessions.add(self.queue_name, self._track(await self._screen(messages)))
+                if len(messages) < self._batch_size:
+                    # The queue was drained: polling again at once would nearly always come back
+                    # empty (a transaction for nothing). A send noticed meanwhile ends the pause.
+                    await self._poller.pause()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -165,13 +165,23 @@ class Worker:
         process_orchestrations = otel_metrics.timed("orchestration", orchestrations.process)
 
         async def run_batch(batch: InstanceBatch[QueueMessage]) -> None:
+            completed = False
+
+            async def complete() -> None:
+                # Once the checkpoint is written the instance's next batch may run; this one's
+                # messages stay held (renewed, duplicates dropped) until they are deleted.
+                nonlocal completed
+                if not completed:
+                    completed = True
+                    await self._sessions.complete(batch)
+
             try:
                 if is_entity_instance(batch.instance_id):
                     await process_entities(batch.instance_id, batch.messages)
                 else:
-                    await process_orchestrations(batch.instance_id, batch.messages)
+                    await process_orchestrations(batch.instance_id, batch.messages, complete)
             finally:
-                await self._sessions.complete(batch)
+                await complete()
                 if self._in_flight is not None:
                     self._in_flight.release(batch.messages)
 

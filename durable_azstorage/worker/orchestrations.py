@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -62,6 +62,8 @@ class _Batch:
     """Execution id of a first-generation start whose Instances row still says Pending."""
     latest: HistoryLoad | None = None
     """The newest generation, when screening a sub-orchestration start already read it."""
+    on_committed: Callable[[], Awaitable[None]] | None = None
+    """Called once the checkpoint is written, before the inbound messages are deleted."""
 
     def __post_init__(self) -> None:
         self.by_event = {id(self.event(m)): m for m in self.messages}
@@ -94,8 +96,20 @@ class OrchestrationProcessor:
         self._cache = cache
         self._poison = poison
 
-    async def process(self, instance_id: str, messages: Sequence[QueueMessage]) -> None:
-        batch = _Batch(list(messages))
+    async def process(
+        self,
+        instance_id: str,
+        messages: Sequence[QueueMessage],
+        on_committed: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run and checkpoint one episode.
+
+        ``on_committed`` lets the caller start the instance's next episode as soon as the
+        checkpoint is written, while this one still deletes its inbound messages (step 4): the
+        next episode works from the committed history, and a message whose delete is lost
+        comes back and is recognised as applied, exactly as after a crash at that point.
+        """
+        batch = _Batch(list(messages), on_committed=on_committed)
         try:
             await self._process(instance_id, batch)
         except CheckpointConflictError:
@@ -238,6 +252,8 @@ class OrchestrationProcessor:
         ]
         if not starts:
             return
+        if self._inserted_here(instance_id, batch, starts):
+            return
         record = await self._hub.instances.get(instance_id, fetch_input=False, fetch_output=False)
         row = record.state if record else None
         for message in starts:
@@ -292,6 +308,22 @@ class OrchestrationProcessor:
             if repeats_current_start(event, current):
                 log.info("orchestration.duplicate_child_start_dropped", extra={"instance_id": instance_id})
                 batch.delete.append(batch.message_of(event))
+
+    def _inserted_here(self, instance_id: str, batch: _Batch, starts: list[QueueMessage]) -> bool:
+        """The row read above, known without reading: a client here just inserted it (fresh_starts.py).
+
+        Only for one first-generation start seen for the first time; the row is then this
+        execution's and Pending, so the start is fresh and nothing is dropped or deferred.
+        """
+        if len(starts) != 1 or starts[0].dequeue_count > 1:
+            return False
+        event = batch.event(starts[0])
+        assert isinstance(event, ExecutionStartedEvent) and event.orchestration_instance is not None
+        execution = event.orchestration_instance.execution_id
+        if event.generation or not execution or not self._hub.instances.inserted_here(instance_id, execution):
+            return False
+        batch.fresh_start = execution
+        return True
 
     # ------------------------------------------------------------------ classification
     async def _classify_leftovers(
@@ -392,6 +424,8 @@ class OrchestrationProcessor:
         )
         consumed = {id(m) for m in batch.delete} | {id(m) for m, _ in batch.defer}
         batch.delete.extend(m for m in batch.messages if id(m) not in consumed)
+        if batch.on_committed is not None:
+            await batch.on_committed()
         await self._settle(batch)
         log.debug(
             "orchestration.checkpointed",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -138,9 +139,35 @@ async def test_a_client_in_the_same_process_wakes_the_idle_worker_at_once(
         await eventually(lambda: _idle_long_enough(worker), timeout=30, message="pollers backed off")
         instance_id = await client.schedule_new_orchestration("hello_sequence")
         pump = worker._pumps[worker.hub.names.control_queue_for(instance_id)]
+        # Handed over in memory once its Instances row exists: the pump was not even woken.
+        assert pump._poller.next_interval() >= 2.0
+        state = await client.wait_for_completion(instance_id, timeout=30)
+        assert state.runtime_status == OrchestrationStatus.Completed
+
+
+async def test_a_start_from_another_event_loop_wakes_the_idle_worker_at_once(
+    storage_account: StorageAccount, task_hub_name: str
+) -> None:
+    """The sync client runs its own loop: no hand-over in memory, but its send ends the pump's wait."""
+    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=30))
+    worker = Worker(storage_account, settings)
+    apps.register(worker)
+    async with worker, await TaskHubClient.open(storage_account, task_hub_name) as client:
+        await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
+        await eventually(lambda: _idle_long_enough(worker), timeout=30, message="pollers backed off")
+        instance_id = await asyncio.to_thread(_start_from_a_thread, storage_account, task_hub_name)
+        pump = worker._pumps[worker.hub.names.control_queue_for(instance_id)]
         assert pump._poller.next_interval() < 1.0  # woken by the send, not by its own timer
         state = await client.wait_for_completion(instance_id, timeout=30)
         assert state.runtime_status == OrchestrationStatus.Completed
+
+
+def _start_from_a_thread(storage_account: StorageAccount, task_hub_name: str) -> str:
+    async def start() -> str:
+        async with await TaskHubClient.open(storage_account, task_hub_name) as client:
+            return await client.schedule_new_orchestration("hello_sequence")
+
+    return asyncio.run(start())
 
 
 def _idle_long_enough(worker: Worker) -> bool:
