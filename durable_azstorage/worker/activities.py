@@ -91,7 +91,7 @@ class ActivityProcessor:
             # poll it on the back-off's schedule, not once per hand-over.
             await self._poller.wait_until_due()
             return None
-        messages = await self._queue.receive(1, self._visibility)
+        messages = await self._queue.receive(self._receive_size(), self._visibility)
         if not messages:
             if self._local:
                 self._poller.back_off()  # handed over during the poll: take those, no wait
@@ -99,7 +99,20 @@ class ActivityProcessor:
                 await self._poller.wait()
             return None
         self._poller.reset()
+        # Prefetched work items wait with the handed-over ones (same bound, same release on stop).
+        self._local.extend(messages[1:])
         return messages[0]
+
+    def _receive_size(self) -> int:
+        """One work item, or as many as the local backlog has room for (one Get Messages, not n).
+
+        A backlog in the shared queue is fetched in one call per up to ``local_capacity`` items
+        instead of one call per item; the rest wait, invisible to other workers for the
+        visibility timeout, exactly like items handed over in memory.
+        """
+        if not self._accepting:
+            return 1
+        return max(1, min(32, self._local_capacity - len(self._local)))
 
     async def process(self, message: QueueMessage) -> None:
         if message.data is None or message.error is not None:
