@@ -10,6 +10,7 @@ no execution id, processed by whichever worker owns the instance's partition.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -282,24 +283,28 @@ class TaskHubClient(EntityClientMixin):
         """Wait until the instance is Completed, Failed, Terminated or Canceled.
 
         Polls the Instances row with back-off from 0.1 s to 2 s (DTAS polls every 2 s), so a
-        quick orchestration is seen quickly and a slow one costs little. ``on_poll`` sees each
-        state read (a CLI shows it as progress).
+        quick orchestration is seen quickly and a slow one costs little; a worker in this
+        process that writes the row ends the pause at once (storage/instance_signals.py).
+        ``on_poll`` sees each state read (a CLI shows it as progress).
         """
         await self._require(instance_id)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.1
-        while True:
-            state = await self.get_orchestration_state(instance_id, fetch_payloads=fetch_payloads)
-            if on_poll is not None:
-                on_poll(state)
-            if state is not None and state.runtime_status not in RUNNING_STATUSES:
-                return state
-            if deadline is not None and loop.time() >= deadline:
-                raise TimeoutError(f"instance {instance_id!r} did not complete within {timeout} s")
-            pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
-            await asyncio.sleep(pause)
-            delay = min(delay * 1.5, 2.0)
+        with self._hub.instances.watch(instance_id) as written:
+            while True:
+                written.clear()
+                state = await self.get_orchestration_state(instance_id, fetch_payloads=fetch_payloads)
+                if on_poll is not None:
+                    on_poll(state)
+                if state is not None and state.runtime_status not in RUNNING_STATUSES:
+                    return state
+                if deadline is not None and loop.time() >= deadline:
+                    raise TimeoutError(f"instance {instance_id!r} did not complete within {timeout} s")
+                pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(written.wait(), pause)
+                delay = min(delay * 1.5, 2.0)
 
     def create_http_management_payload(
         self, instance_id: str, base_url: str, *, connection: str = "Storage", code: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -40,6 +41,7 @@ from ..model import (
 from .blobs import LargePayloadStore
 from .fresh_starts import fresh_starts
 from .history_store import OffloadedProperty
+from .instance_signals import instance_signals
 
 __all__ = [
     "INSTANCE_COLUMNS",
@@ -103,6 +105,10 @@ class InstanceStore:
         self._payloads = payloads
         self.task_hub_name = task_hub_name
         self._fresh_key = str(getattr(table_client, "url", task_hub_name)).split("?", 1)[0].rstrip("/").lower()
+
+    def watch(self, instance_id: str) -> contextlib.AbstractContextManager[asyncio.Event]:
+        """An event set when this process next writes the instance's row (instance_signals.py)."""
+        return instance_signals.watch(self._fresh_key, escape_partition_key(instance_id))
 
     def inserted_here(self, instance_id: str, execution_id: str) -> bool:
         """Whether a client in this process just inserted this execution's Pending row (once)."""
@@ -229,6 +235,7 @@ class InstanceStore:
                 blob_name = reused or await self._upload_instance_blob(row, column, value)
                 row[column] = self._payloads.url_for(blob_name)
         result = await self._table.upsert_entity(row, mode=UpdateMode.MERGE)
+        instance_signals.written(self._fresh_key, str(row.get("PartitionKey")))
         log.debug(
             "instances.status_update",
             extra={"partition": row.get("PartitionKey"), "status": row.get("RuntimeStatus")},
