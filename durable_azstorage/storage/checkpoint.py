@@ -144,7 +144,11 @@ async def commit_checkpoint(hub: TaskHubStorage, checkpoint: Checkpoint) -> Chec
 
 async def _send_outbound(hub: TaskHubStorage, checkpoint: Checkpoint) -> None:
     sender = OrchestrationInstance(instance_id=checkpoint.instance_id, execution_id=checkpoint.execution_id)
-    await asyncio.gather(*(_send(hub, sender, message, checkpoint.episode) for message in checkpoint.outbound))
+    sends = [_send(hub, sender, message, checkpoint.episode) for message in checkpoint.outbound]
+    if len(sends) == 1:
+        await sends[0]  # the common case (one activity, one timer): no task around it
+    elif sends:
+        await asyncio.gather(*sends)
 
 
 async def _send(

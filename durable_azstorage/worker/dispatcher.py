@@ -54,10 +54,17 @@ class Dispatcher(Generic[T]):
             self._loop_task = asyncio.create_task(self._run(), name=f"dispatcher-{self.name}")
 
     async def _run(self) -> None:
+        # stop() cancels this task at its await points (a slot, a fetch); nothing else awaits.
         while not self._stopping.is_set():
             await self._slots.acquire()
+            if self._stopping.is_set():
+                self._slots.release()
+                return
             try:
-                item = await self._fetch_or_stop()
+                item = await self._fetch()
+            except asyncio.CancelledError:
+                self._slots.release()
+                raise
             except Exception:
                 self._slots.release()
                 log.exception("dispatcher.fetch_failed", extra={"dispatcher": self.name})
@@ -69,18 +76,6 @@ class Dispatcher(Generic[T]):
             task = asyncio.create_task(self._run_one(item), name=f"{self.name}-item")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-
-    async def _fetch_or_stop(self) -> T | None:
-        fetch = asyncio.ensure_future(self._fetch())
-        stop = asyncio.ensure_future(self._stopping.wait())
-        done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if fetch in done:
-            stop.cancel()
-            return fetch.result()
-        fetch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await fetch
-        return None
 
     async def _run_one(self, item: T) -> None:
         try:
@@ -100,6 +95,8 @@ class Dispatcher(Generic[T]):
         """Stop fetching, let running items finish for ``drain_timeout`` s, cancel the rest."""
         self._stopping.set()
         if self._loop_task is not None:
+            # Waiting for a slot or in a fetch (which owns its polling wait): end it now.
+            self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         if self._tasks:

@@ -460,7 +460,10 @@ class OrchestrationProcessor:
             self._hub.queue(m.queue_name).abandon(m, delay=delay if delay is not None else _deferral(m))
             for m, delay in batch.defer
         ]
-        await asyncio.gather(*work)
+        if len(work) == 1:
+            await work[0]  # the common case: one message consumed, no task around it
+        elif work:
+            await asyncio.gather(*work)
 
 
 
