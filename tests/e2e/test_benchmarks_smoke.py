@@ -4,8 +4,8 @@ It checks that the suite works and that its JSON is complete and sane, never how
 is (performance targets are reported by ``python -m benchmarks run``, not asserted in tests).
 The DBOS peer is left out: it needs the ``bench`` extra and PostgreSQL's server binaries, which
 CI does not install, and its start-up would add as much again; a full ``python -m benchmarks run``
-exercises it wherever they are installed. The Durable Functions column is in (about 10 s of the
-36 s measured on a shared 2-core machine), so the Functions app of the suite keeps running.
+exercises it wherever they are installed. The Durable Functions column is in, so the suite's
+Functions app keeps running (the whole test: 36 s measured on a shared 2-core machine).
 """
 
 from __future__ import annotations
