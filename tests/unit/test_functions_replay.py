@@ -414,3 +414,16 @@ async def test_changed_code_between_episodes_fails_the_same_way(hub: _EntityHub)
     await hub.run()
     assert inst.status == OrchestrationStatus.Failed
     assert inst.failure is not None and "Non-deterministic" in inst.failure.error_message
+
+
+def test_the_runtime_benchmark_sees_flat_equal_episodes() -> None:
+    # ``python -m benchmarks.functions_replay`` drives the pure replay state; keep it honest here.
+    from benchmarks import functions_replay
+
+    kept = FunctionsOrchestrationRuntime(functions_replay._handles())
+    full = FunctionsOrchestrationRuntime(functions_replay._handles(), session_capacity=0)
+    kept_samples, kept_results = functions_replay.drive(kept, 12)
+    _, full_results = functions_replay.drive(full, 12)
+    assert kept_results == full_results and len(kept_results) == 13
+    assert (kept.sessions.hits, kept.sessions.misses) == (12, 1)
+    assert [n for n, _ in kept_samples][-1] > 40  # the history grew while the episodes were timed
