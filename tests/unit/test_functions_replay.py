@@ -22,7 +22,12 @@ with warnings.catch_warnings():
 
 from durable_azstorage.codec import entity_codec
 from durable_azstorage.errors import ConfigurationError
-from durable_azstorage.model import EventRaisedEvent, OrchestrationStatus
+from durable_azstorage.model import (
+    EventRaisedEvent,
+    ExecutionResumedEvent,
+    ExecutionSuspendedEvent,
+    OrchestrationStatus,
+)
 from durable_azstorage.model.entities import ResponseMessage
 from durable_azstorage.runtimes.base import EpisodeRequest, EpisodeResult
 from durable_azstorage.runtimes.functions import (
@@ -306,6 +311,28 @@ async def test_external_events_one_by_one_early_and_together(hub: _EntityHub, or
     await hub.run()
     assert _output(inst) == [[0, 1, 2], ["a", "b-early"]]
     assert orch.sessions.hits == 4
+
+
+async def test_events_held_while_suspended_are_fed_on_resume(hub: _EntityHub, orch: _Comparing) -> None:
+    # Held events are written to history without running the orchestrator: the kept executor
+    # meets them as already-played past events on resume, as a full replay does.
+    inst = hub.start("Events")
+    await hub.run()
+    hub.raise_event("i1", EventRaisedEvent(name="Item", input="1"))
+    await hub.run()
+    hub.raise_event("i1", ExecutionSuspendedEvent(reason="maintenance"))
+    await hub.run()
+    for name, value in (("Item", "2"), ("Item", "3"), ("A", '"a"')):
+        hub.raise_event("i1", EventRaisedEvent(name=name, input=value))
+    await hub.run()
+    assert inst.status == OrchestrationStatus.Suspended
+    hub.raise_event("i1", ExecutionResumedEvent(reason="done"))
+    hub.raise_event("i1", EventRaisedEvent(name="B", input='"b"'))
+    await hub.run()
+    assert inst.status == OrchestrationStatus.Completed, inst.failure
+    assert _output(inst) == [[1, 2, 3], ["a", "b"]]
+    assert [o.ran_runtime for o in inst.outcomes] == [True, True, False, False, True]
+    assert (orch.sessions.misses, orch.sessions.hits) == (1, 2)  # the resume continued the kept executor
 
 
 async def test_short_and_long_timers(hub: _EntityHub, orch: _Comparing) -> None:
