@@ -50,6 +50,11 @@ _log = logging.getLogger(__name__)
 class FunctionsOrchestrationRuntime:
     """Runs ``Orchestrator.create`` handles by orchestrator name (case-insensitive, as Functions)."""
 
+    entity_request_ids_follow_clock = False
+    """Entity request ids come from instance, execution and action id (functions_entities), not
+    from the episode clock: a re-run names them the same without a recorded clock
+    (worker/episode_clock.py)."""
+
     def __init__(self, orchestrators: Mapping[str, Callable[[str], str]], *, session_capacity: int = 1000) -> None:
         self._handles = {name.lower(): handle for name, handle in orchestrators.items()}
         # Suspended orchestrators kept between episodes (:mod:`.functions_replay`); 0: full replays.

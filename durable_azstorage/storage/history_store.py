@@ -59,6 +59,9 @@ INTENT_COLUMN = "CheckpointIntentBlob"
 """Not in DTAS: while a multi-batch checkpoint is being written, the blob holding all of it."""
 APPLIED_MESSAGES_COLUMN = "AppliedMessageIds"
 """Not in DTAS (.NET ignores it): queue message ids whose effect the committed history holds."""
+EPISODE_CLOCK_COLUMN = "EpisodeClock"
+"""Not in DTAS (.NET ignores it): the clock an uncommitted episode sent entity requests with
+(worker/episode_clock.py), so a re-run of that episode sends the same requests."""
 _CONFLICT_STATUSES = frozenset({409, 412})
 
 
@@ -78,6 +81,8 @@ class HistoryLoad:
     is_checkpoint_complete: bool | None = None
     blob_names: list[str] = field(default_factory=list)
     applied_message_ids: list[str] = field(default_factory=list)
+    episode_clock: str | None = None
+    """The sentinel's ``EpisodeClock`` column (None when absent)."""
 
     @property
     def exists(self) -> bool:
@@ -133,6 +138,7 @@ class HistoryStore:
             complete = sentinel.get(_IS_CHECKPOINT_COMPLETE)
             result.is_checkpoint_complete = complete if isinstance(complete, bool) else None
             result.applied_message_ids = _applied_ids(sentinel.get(APPLIED_MESSAGES_COLUMN))
+            result.episode_clock = _str_or_none(sentinel.get(EPISODE_CLOCK_COLUMN))
         if entities and (expected_execution_id is None or expected_execution_id == sentinel_execution_id):
             execution_id = sentinel_execution_id or _str_or_none(entities[0].get(_EXECUTION_ID))
             rows = _current_generation(entities, execution_id)
@@ -263,6 +269,40 @@ class HistoryStore:
             )
         assert current_etag is not None  # at least one batch was committed
         return current_etag
+
+    async def pin_episode_clock(self, instance_id: str, execution_id: str, value: str, etag: str | None) -> str:
+        """Record an episode's clock on the sentinel before the episode sends anything.
+
+        Guarded like a checkpoint: the sentinel must not have changed since ``etag`` (None: it
+        must not exist yet, and is created for ``execution_id`` without events). Returns the new
+        eTag, which the episode's checkpoint then commits on. Raises
+        :class:`CheckpointConflictError` when another writer got there first.
+        """
+        sentinel: dict[str, Any] = {
+            "PartitionKey": escape_partition_key(instance_id),
+            "RowKey": SENTINEL_ROW_KEY,
+            EPISODE_CLOCK_COLUMN: value,
+        }
+        try:
+            if etag is None:
+                sentinel[_EXECUTION_ID] = execution_id
+                result = await self._table.create_entity(sentinel)
+            else:
+                result = await self._table.update_entity(
+                    sentinel, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except HttpResponseError as exc:
+            if exc.status_code in _CONFLICT_STATUSES:
+                raise CheckpointConflictError(
+                    f"history of instance {instance_id!r} was changed by another writer "
+                    f"(HTTP {exc.status_code}); abandon this work item"
+                ) from exc
+            raise
+        new_etag = _str_or_none(result.get("etag"))
+        if new_etag is None:
+            raise RuntimeError("the Table service returned no ETag for the history sentinel")
+        log.debug("history.episode_clock_pinned", extra={"instance_id": instance_id, "value": value})
+        return new_etag
 
     # --------------------------------------------------- multi-batch intent (issue 14)
 

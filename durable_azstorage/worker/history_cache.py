@@ -30,6 +30,8 @@ class CachedHistory:
     instance_row_custom_status: str | None = None
     applied_message_ids: list[str] = field(default_factory=list)
     """Inbound messages whose effect this history holds (see worker/applied.py)."""
+    episode_clock: str | None = None
+    """The sentinel's recorded clock of an uncommitted episode (see worker/episode_clock.py)."""
 
 
 class HistoryCache:

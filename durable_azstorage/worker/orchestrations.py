@@ -39,6 +39,7 @@ from ..telemetry import metrics as otel_metrics
 from .applied import already_applied, merged, recordable
 from .child_starts import is_child_start, repeats_current_start
 from .entities import is_early_entity_response
+from .episode_clock import clock_value, episode_ids, pinned_clock, sends_entity_requests_with_answers
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
 
@@ -79,6 +80,15 @@ class _Batch:
     def events(self) -> list[HistoryEvent]:
         consumed = {id(m) for m in self.delete} | {id(m) for m, _ in self.defer}
         return [self.event(m) for m in self.messages if id(m) not in consumed]
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """The episode's clock (worker/episode_clock.py): the first attempt's when it was recorded."""
+
+    now: datetime
+    pinned: bool
+    ids: Callable[[], str]
 
 
 class OrchestrationProcessor:
@@ -130,10 +140,14 @@ class OrchestrationProcessor:
         self._hold_early_entity_responses(instance_id, batch, history)
         _drop_earlier_attempts(instance_id, batch, history)
         _drop_already_applied(instance_id, batch, history)
-        state = ReplayState(instance_id, history.events)
+        pinned = pinned_clock(history.episode_clock, history.execution_id, len(history.events))
+        now = pinned or utc_now()  # a re-run of an episode that sent entity requests keeps its clock
+        if pinned is not None:
+            log.warning("orchestration.episode_clock_reused", extra={"instance_id": instance_id, "clock": now})
+        ids = episode_ids(instance_id, now)
+        state = ReplayState(instance_id, history.events, id_factory=ids)
         if history.events and state.status.is_terminal:
             await self._repair_terminal_row(instance_id, history, state)
-        now = utc_now()
         plan = state.prepare(batch.events(), now=now)
         await self._classify_leftovers(instance_id, batch, plan, history)
         if plan.request is None and not plan.accepted and not plan.timer_hops:
@@ -152,7 +166,7 @@ class OrchestrationProcessor:
             tracing.stamp_scheduling(outcome.history, [*outcome.orchestrator_messages, *outcome.work_item_messages],
                                      trace_context, episode)
         tracing.stamp_outbound([*outcome.work_item_messages, *outcome.orchestrator_messages], trace_context)
-        await self._commit(instance_id, batch, history, outcome, now)
+        await self._commit(instance_id, batch, history, outcome, _Clock(now, pinned is not None, ids))
         otel_metrics.record_episode(started, outcome)
         if trace_context is not None and started is not None:
             if not remote_spans:
@@ -200,6 +214,7 @@ class OrchestrationProcessor:
             etag=loaded.etag,
             blob_names=list(loaded.blob_names),
             applied_message_ids=list(loaded.applied_message_ids),
+            episode_clock=loaded.episode_clock,
         )
         return fresh
 
@@ -379,9 +394,11 @@ class OrchestrationProcessor:
 
     # ------------------------------------------------------------------ checkpoint
     async def _commit(
-        self, instance_id: str, batch: _Batch, history: CachedHistory, outcome: EpisodeOutcome, now: datetime
+        self, instance_id: str, batch: _Batch, history: CachedHistory, outcome: EpisodeOutcome, clock: _Clock
     ) -> None:
-        outbound, persisted, execution_id, past = await self._run_continue_as_new(instance_id, outcome, history)
+        now = clock.now
+        outbound, persisted, execution_id, past = await self._run_continue_as_new(instance_id, outcome, history, clock)
+        await self._record_clock(instance_id, history, clock, outbound)
         new_events = list(persisted.history)
         deferred = {id(m) for m, _ in batch.defer}
         applied = [m.message_id for m in batch.messages if id(m) not in deferred and recordable(m)]
@@ -432,8 +449,23 @@ class OrchestrationProcessor:
             extra={"instance_id": instance_id, "events": len(new_events), "status": persisted.status.name},
         )
 
+    async def _record_clock(
+        self, instance_id: str, history: CachedHistory, clock: _Clock, outbound: Sequence[TaskMessage]
+    ) -> None:
+        """Before anything is sent: a re-run of this episode must name its entity requests the same."""
+        if (
+            clock.pinned
+            or not getattr(self._runtime, "entity_request_ids_follow_clock", True)
+            or not sends_entity_requests_with_answers(outbound)
+        ):
+            return
+        committed = history.execution_id or ""
+        history.etag = await self._hub.history.pin_episode_clock(
+            instance_id, committed, clock_value(committed, len(history.events), clock.now), history.etag
+        )
+
     async def _run_continue_as_new(
-        self, instance_id: str, outcome: EpisodeOutcome, history: CachedHistory
+        self, instance_id: str, outcome: EpisodeOutcome, history: CachedHistory, clock: _Clock
     ) -> tuple[list[TaskMessage], EpisodeOutcome, str, list[HistoryEvent]]:
         """Follow ContinueAsNew in-process (as DTFx does); only the last execution is persisted."""
         messages = _outbound(outcome)
@@ -444,8 +476,8 @@ class OrchestrationProcessor:
             if hops > 1000:
                 raise RuntimeError("ContinueAsNew loop did not settle")
             new = current.continued_as_new
-            state = ReplayState(instance_id, [])
-            plan = state.prepare(list(new.new_events), now=utc_now())
+            state = ReplayState(instance_id, [], id_factory=clock.ids)
+            plan = state.prepare(list(new.new_events), now=clock.now)
             result = await self._runtime.run_episode(plan.request) if plan.request is not None else None
             current = state.apply(plan, result)
             messages += _outbound(current)

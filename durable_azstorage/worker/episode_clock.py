@@ -1,0 +1,87 @@
+"""The clock of an orchestration episode, kept across attempts when it names entity requests.
+
+An episode sends its messages before it writes history (the DTAS order), so when the history
+write fails (storage trouble, a lost lease, a kill) the episode runs again and sends again. The
+copies must be *identical* for the receivers to recognise them: activities, timers and
+sub-orchestrations are named by event id, and entity requests carry replay-deterministic sorter
+labels (runtimes/entities_orchestration.py), but the SDKs name each entity call and lock request
+``new_uuid()``, a hash of the episode's ``current_utc_datetime`` — its ``OrchestratorStarted``
+time. A second attempt with a new clock commits a request id the entity never answers (the
+entity's sorter dropped the copy as a duplicate of the first attempt's request, which it did
+answer): the caller waits forever, and a lock stays held by it.
+
+So before an episode sends a call or a lock request it records its clock on the history
+sentinel (``EpisodeClock``, guarded by the sentinel eTag like the checkpoint), keyed by the
+execution and the number of committed events; any later attempt of the same episode — in this
+process or another one after a kill — runs with that clock and sends the same ids. One extra
+table write, only for episodes that send entity calls or lock requests. The execution ids an
+episode makes (sub-orchestrations, ContinueAsNew) are derived from the same clock
+(:func:`episode_ids`), so a ContinueAsNew followed in the same work item re-runs identically too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+
+from ..codec import entity_codec
+from ..errors import MessageDecodeError
+from ..model import EventRaisedEvent, TaskMessage
+from ..model.entities import is_request_event
+
+__all__ = ["clock_value", "episode_ids", "pinned_clock", "sends_entity_requests_with_answers"]
+
+_NAMESPACE = uuid.UUID("4f0e7c52-6a3e-4c1b-9d0a-2b7f1e5c8a93")
+
+
+def _key(execution_id: str, committed_events: int) -> str:
+    return f"{execution_id}|{committed_events}"
+
+
+def clock_value(execution_id: str, committed_events: int, clock: datetime) -> str:
+    """The column value: which episode (execution, committed events) and its clock, exactly."""
+    return f"{_key(execution_id, committed_events)}|{clock.astimezone(timezone.utc).isoformat()}"
+
+
+def pinned_clock(value: str | None, execution_id: str | None, committed_events: int) -> datetime | None:
+    """The clock recorded for the episode that follows ``committed_events`` events, if any."""
+    if not value or execution_id is None:
+        return None
+    key, _, clock = value.rpartition("|")
+    if key != _key(execution_id, committed_events):
+        return None  # an earlier episode's (already committed), or another execution's
+    try:
+        return datetime.fromisoformat(clock)
+    except ValueError:
+        return None
+
+
+def sends_entity_requests_with_answers(outbound: Sequence[TaskMessage]) -> bool:
+    """True when the episode sends an entity call or lock request (whose id the answer carries).
+
+    Signals need no pin: they get no answer, and their copies are recognised by sorter label.
+    """
+    for message in outbound:
+        event = message.event
+        if not isinstance(event, EventRaisedEvent) or not is_request_event(event.name or ""):
+            continue
+        try:
+            request = entity_codec.decode_request(event.input or "")
+        except MessageDecodeError:
+            continue
+        if not request.is_signal:
+            return True
+    return False
+
+
+def episode_ids(instance_id: str, clock: datetime) -> Callable[[], str]:
+    """Execution ids for one episode (work item), the same in every attempt that runs with ``clock``.
+
+    32 hex digits like ``uuid4().hex``; one counter for the whole work item, so the generations
+    of a ContinueAsNew chain followed in it get distinct ids.
+    """
+    stamp = clock.astimezone(timezone.utc).isoformat()
+    counter = itertools.count()
+    return lambda: uuid.uuid5(_NAMESPACE, f"{instance_id}|{stamp}|{next(counter)}").hex

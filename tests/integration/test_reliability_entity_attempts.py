@@ -1,0 +1,149 @@
+"""Entity calls and locks when the caller's episode is run again after a discarded attempt.
+
+An orchestration episode sends its messages before it writes history (the DTAS order). When the
+history write then fails (storage trouble, a lost lease, a kill), the episode runs again and sends
+its messages a second time. The SDKs name an entity request after ``new_uuid()``, which hashes the
+episode's ``current_utc_datetime`` (its ``OrchestratorStarted`` time): unless the second attempt
+runs with the first attempt's clock, the request it commits has another id than the one the entity
+answers, and the entity's sorter drops the second copy as a duplicate (same sender label). The
+caller then waits forever for an answer to an id nobody answers; with a lock, the entity stays
+locked by it. Each test fails the history write of the episode that sends the request once, right
+after the messages went out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from durabletask import entities, task
+
+from durable_azstorage.aio import TaskHubClient
+from durable_azstorage.codec import entity_codec
+from durable_azstorage.connection import StorageAccount
+from durable_azstorage.model import EventSentEvent, EventType, OrchestrationStatus
+from durable_azstorage.model.entities import is_request_event
+from durable_azstorage.settings import WorkerSettings
+from durable_azstorage.worker import Worker
+from tests.helpers import eventually
+
+
+class Counter(entities.DurableEntity):
+    def add(self, amount: int) -> int:
+        value: int = self.get_state(int, 0) + amount
+        self.set_state(value)
+        return value
+
+
+def call_once(ctx: task.OrchestrationContext, key: str) -> Generator[task.Task[Any], Any, Any]:
+    return (yield ctx.call_entity(entities.EntityInstanceId("counter", key), "add", 1))
+
+
+def locked_call(ctx: task.OrchestrationContext, key: str) -> Generator[task.Task[Any], Any, Any]:
+    counter = entities.EntityInstanceId("counter", key)
+    with (yield ctx.lock_entities([counter])):
+        value = yield ctx.call_entity(counter, "add", 1)
+    return value
+
+
+class FailFirstRequestCommit:
+    """Fails, once per request kind, the history write of an orchestration episode that sends
+    an entity request (its messages have already been sent)."""
+
+    def __init__(self, worker: Worker, kinds: set[str]) -> None:
+        self.kinds = kinds
+        self.failed: list[str] = []
+        history = worker.hub.history
+        self._real = history.checkpoint
+        history.checkpoint = self._checkpoint  # type: ignore[method-assign]
+
+    async def _checkpoint(self, instance_id: str, *args: Any, **kwargs: Any) -> Any:
+        kind = _request_kind(kwargs.get("new_events") or ())
+        if kind in self.kinds:
+            self.kinds.discard(kind)
+            self.failed.append(kind)
+            error = HttpResponseError(message="Operation could not be completed within the specified time.")
+            error.status_code = 500
+            raise error
+        return await self._real(instance_id, *args, **kwargs)
+
+
+def _request_kind(events: Any) -> str | None:
+    for event in events:
+        if isinstance(event, EventSentEvent) and is_request_event(event.name or ""):
+            request = entity_codec.decode_request(event.input or "")
+            return "lock" if request.lock_set else ("signal" if request.is_signal else "call")
+    return None
+
+
+@pytest.fixture
+async def worker_and_client(
+    storage_account: StorageAccount, task_hub_name: str
+) -> AsyncIterator[tuple[Worker, TaskHubClient]]:
+    settings = WorkerSettings(
+        task_hub_name=task_hub_name,
+        partition_count=1,
+        max_queue_polling_interval=timedelta(seconds=0.5),
+    )
+    worker = Worker(storage_account, settings)
+    worker.add_orchestrator(call_once)
+    worker.add_orchestrator(locked_call)
+    worker.add_entity(Counter)
+    async with worker, await TaskHubClient.open(storage_account, task_hub_name) as client:
+        yield worker, client
+
+
+async def _completed(client: TaskHubClient, instance_id: str, timeout: float = 60) -> Any:
+    async def done() -> bool:
+        state = await client.get_orchestration_state(instance_id)
+        return state is not None and state.runtime_status.is_terminal
+
+    try:
+        await eventually(done, timeout=timeout, message=f"{instance_id} finished")
+    except AssertionError:
+        history = await client.get_orchestration_history(instance_id)
+        entity = await client.get_orchestration_state("@counter@k")
+        raise AssertionError(
+            f"{instance_id} stuck: {[e.event_type.name + ':' + str(getattr(e, 'name', '')) for e in history]}; "
+            f"entity {entity.custom_status if entity else None} {entity.input if entity else None}"
+        ) from None
+    state = await client.get_orchestration_state(instance_id)
+    assert state is not None and state.runtime_status == OrchestrationStatus.Completed, state
+    return state
+
+
+async def test_call_answered_when_the_calling_episode_is_run_again(
+    worker_and_client: tuple[Worker, TaskHubClient],
+) -> None:
+    worker, client = worker_and_client
+    fault = FailFirstRequestCommit(worker, {"call"})
+    instance_id = await client.schedule_new_orchestration("call_once", input="k")
+    state = await _completed(client, instance_id)
+    assert fault.failed == ["call"]
+    assert state.output == "1"  # applied once
+    metadata = await client.get_entity("counter", key="k")
+    assert metadata is not None and metadata.state_value() == 1
+
+
+async def test_lock_granted_and_released_when_the_locking_episode_is_run_again(
+    worker_and_client: tuple[Worker, TaskHubClient],
+) -> None:
+    worker, client = worker_and_client
+    fault = FailFirstRequestCommit(worker, {"lock", "call"})
+    instance_id = await client.schedule_new_orchestration("locked_call", input="k")
+    state = await _completed(client, instance_id)
+    assert sorted(fault.failed) == ["call", "lock"]
+    assert state.output == "1"
+    history = await client.get_orchestration_history(instance_id)
+    assert sum(1 for e in history if e.event_type == EventType.EventSent) == 3  # lock, call, release
+
+    async def unlocked() -> bool:
+        entity = await client.get_orchestration_state("@counter@k")
+        return entity is not None and '"lockedBy"' not in (entity.input or "") and "lockedBy" not in str(
+            entity.custom_status
+        )
+
+    await eventually(unlocked, timeout=30, message="the entity's lock released")
