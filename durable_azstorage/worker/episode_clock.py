@@ -10,10 +10,15 @@ time. A second attempt with a new clock commits a request id the entity never an
 entity's sorter dropped the copy as a duplicate of the first attempt's request, which it did
 answer): the caller waits forever, and a lock stays held by it.
 
-So before an episode sends a call or a lock request it records its clock on the history
-sentinel (``EpisodeClock``, guarded by the sentinel eTag like the checkpoint), keyed by the
-execution and the number of committed events; any later attempt of the same episode — in this
-process or another one after a kill — runs with that clock and sends the same ids. One extra
+So before an episode sends a call or a lock request it records its clock *and its inbound
+messages, in order,* on the history sentinel (``EpisodeClock``, guarded by the sentinel eTag like
+the checkpoint), keyed by the execution and the number of committed events; any later attempt of
+the same episode — in this process or another one after a kill — runs with that clock on exactly
+those messages (it waits for any that have not come back yet, and leaves newer ones to the next
+episode), so it makes the same decisions and sends the same requests. The clock alone is not
+enough: a re-run that got a different batch (a message still backing off, a new one arrived)
+made other requests under fresh ids, and the entity applied the discarded attempt's call as
+well. One extra
 table write, only for episodes that send entity calls or lock requests. The execution ids an
 episode makes (sub-orchestrations, ContinueAsNew) are derived from the same clock
 (:func:`episode_ids`), so a ContinueAsNew followed in the same work item re-runs identically too.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..codec import entity_codec
@@ -31,31 +37,54 @@ from ..errors import MessageDecodeError
 from ..model import EventRaisedEvent, TaskMessage
 from ..model.entities import is_request_event
 
-__all__ = ["clock_value", "episode_ids", "pinned_clock", "sends_entity_requests_with_answers"]
+__all__ = [
+    "RecordedEpisode",
+    "clock_value",
+    "episode_ids",
+    "pinned_clock",
+    "recorded_episode",
+    "sends_entity_requests_with_answers",
+]
 
 _NAMESPACE = uuid.UUID("4f0e7c52-6a3e-4c1b-9d0a-2b7f1e5c8a93")
+
+
+@dataclass(frozen=True)
+class RecordedEpisode:
+    """What the first attempt of an episode ran with: its clock and its inbound messages, in order."""
+
+    clock: datetime
+    message_ids: tuple[str, ...]
 
 
 def _key(execution_id: str, committed_events: int) -> str:
     return f"{execution_id}|{committed_events}"
 
 
-def clock_value(execution_id: str, committed_events: int, clock: datetime) -> str:
-    """The column value: which episode (execution, committed events) and its clock, exactly."""
-    return f"{_key(execution_id, committed_events)}|{clock.astimezone(timezone.utc).isoformat()}"
+def clock_value(execution_id: str, committed_events: int, clock: datetime, message_ids: Sequence[str] = ()) -> str:
+    """The column value: which episode (execution, committed events), its exact clock and inputs."""
+    stamp = clock.astimezone(timezone.utc).isoformat()
+    return f"{_key(execution_id, committed_events)}|{stamp}|{','.join(message_ids)}"
+
+
+def recorded_episode(value: str | None, execution_id: str | None, committed_events: int) -> RecordedEpisode | None:
+    """The record of the episode that follows ``committed_events`` events, if there is one."""
+    if not value or execution_id is None:
+        return None
+    parts = value.split("|")
+    if len(parts) != 4 or f"{parts[0]}|{parts[1]}" != _key(execution_id, committed_events):
+        return None  # an earlier episode's (already committed), another execution's, or unreadable
+    try:
+        clock = datetime.fromisoformat(parts[2])
+    except ValueError:
+        return None
+    return RecordedEpisode(clock, tuple(i for i in parts[3].split(",") if i))
 
 
 def pinned_clock(value: str | None, execution_id: str | None, committed_events: int) -> datetime | None:
     """The clock recorded for the episode that follows ``committed_events`` events, if any."""
-    if not value or execution_id is None:
-        return None
-    key, _, clock = value.rpartition("|")
-    if key != _key(execution_id, committed_events):
-        return None  # an earlier episode's (already committed), or another execution's
-    try:
-        return datetime.fromisoformat(clock)
-    except ValueError:
-        return None
+    record = recorded_episode(value, execution_id, committed_events)
+    return record.clock if record is not None else None
 
 
 def sends_entity_requests_with_answers(outbound: Sequence[TaskMessage]) -> bool:

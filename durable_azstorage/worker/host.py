@@ -29,7 +29,7 @@ from .dispatcher import Dispatcher
 from .entities import EntityProcessor, EntitySettings
 from .history_cache import HistoryCache
 from .in_flight import InFlightMessages
-from .orchestrations import OrchestrationProcessor
+from .orchestrations import OrchestrationProcessor, Parked
 from .partition_manager import PartitionManager
 from .poison import FailureCounts, PoisonHandler
 from .sessions import InstanceBatch, SessionManager
@@ -166,24 +166,27 @@ class Worker:
 
         async def run_batch(batch: InstanceBatch[QueueMessage]) -> None:
             completed = False
+            parked = Parked()
 
-            async def complete() -> None:
+            async def complete(keep: Parked) -> None:
                 # Once the checkpoint is written the instance's next batch may run; this one's
-                # messages stay held (renewed, duplicates dropped) until they are deleted.
+                # messages stay held (renewed, duplicates dropped) until they are deleted, and
+                # parked ones (worker/sessions.py) are held for the instance's next batch.
                 nonlocal completed
                 if not completed:
                     completed = True
-                    await self._sessions.complete(batch)
+                    await self._sessions.complete(batch, keep.messages, keep.wake_after)
 
             try:
                 if is_entity_instance(batch.instance_id):
                     await process_entities(batch.instance_id, batch.messages)
                 else:
-                    await process_orchestrations(batch.instance_id, batch.messages, complete)
+                    parked = await process_orchestrations(batch.instance_id, batch.messages, complete)
             finally:
-                await complete()
-                if self._in_flight is not None:
-                    self._in_flight.release(batch.messages)
+                await complete(parked)
+                if self._in_flight is not None:  # parked messages stay held, so renewed
+                    kept = {id(m) for m in parked.messages}
+                    self._in_flight.release([m for m in batch.messages if id(m) not in kept])
 
         self._dispatchers = [
             Dispatcher(

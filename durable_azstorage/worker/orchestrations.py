@@ -39,16 +39,30 @@ from ..telemetry import metrics as otel_metrics
 from .applied import already_applied, merged, recordable
 from .child_starts import is_child_start, repeats_current_start
 from .entities import is_early_entity_response
-from .episode_clock import clock_value, episode_ids, pinned_clock, sends_entity_requests_with_answers
+from .episode_clock import (
+    RecordedEpisode,
+    clock_value,
+    episode_ids,
+    recorded_episode,
+    sends_entity_requests_with_answers,
+)
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
 
-__all__ = ["OrchestrationProcessor"]
+__all__ = ["OrchestrationProcessor", "Parked"]
 
 log = logging.getLogger(__name__)
 
 _MAX_OUT_OF_ORDER_FOR_UNKNOWN = 5  # DTAS: after 5 dequeues a response to nothing is discarded
 _MAX_START_DEFERRALS = 10  # DTAS duplicate-start detection: a start that never matches its Instances row
+
+
+@dataclass
+class Parked:
+    """Messages a batch keeps held for the instance's next batch (see worker/sessions.py)."""
+
+    messages: list[QueueMessage] = field(default_factory=list)
+    wake_after: float = 0.0
 
 
 @dataclass
@@ -63,8 +77,9 @@ class _Batch:
     """Execution id of a first-generation start whose Instances row still says Pending."""
     latest: HistoryLoad | None = None
     """The newest generation, when screening a sub-orchestration start already read it."""
-    on_committed: Callable[[], Awaitable[None]] | None = None
+    on_committed: Callable[[Parked], Awaitable[None]] | None = None
     """Called once the checkpoint is written, before the inbound messages are deleted."""
+    parked: Parked = field(default_factory=Parked)
 
     def __post_init__(self) -> None:
         self.by_event = {id(self.event(m)): m for m in self.messages}
@@ -78,8 +93,15 @@ class _Batch:
         return self.by_event[id(event)]
 
     def events(self) -> list[HistoryEvent]:
-        consumed = {id(m) for m in self.delete} | {id(m) for m, _ in self.defer}
-        return [self.event(m) for m in self.messages if id(m) not in consumed]
+        return [self.event(m) for m in self.unsettled()]
+
+    def unsettled(self) -> list[QueueMessage]:
+        consumed = self.settled()
+        return [m for m in self.messages if id(m) not in consumed]
+
+    def settled(self) -> set[int]:
+        """Messages already decided on: deleted, deferred, or kept for the next batch."""
+        return {id(m) for m in self.delete} | {id(m) for m, _ in self.defer} | {id(m) for m in self.parked.messages}
 
 
 @dataclass(frozen=True)
@@ -89,6 +111,14 @@ class _Clock:
     now: datetime
     pinned: bool
     ids: Callable[[], str]
+    inputs: tuple[str, ...] = ()
+    """Ids of the inbound messages the episode ran on, in order (recorded with the clock)."""
+
+
+_RECORD_PATIENCE = timedelta(minutes=15)
+"""How long a re-run waits for the rest of its recorded inputs before running without them
+(longer than a control message's visibility timeout: a killed holder's messages come back)."""
+_WAIT_TICK = 5.0
 
 
 class OrchestrationProcessor:
@@ -110,9 +140,9 @@ class OrchestrationProcessor:
         self,
         instance_id: str,
         messages: Sequence[QueueMessage],
-        on_committed: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        """Run and checkpoint one episode.
+        on_committed: Callable[[Parked], Awaitable[None]] | None = None,
+    ) -> Parked:
+        """Run and checkpoint one episode; returns the messages to keep held for the next batch.
 
         ``on_committed`` lets the caller start the instance's next episode as soon as the
         checkpoint is written, while this one still deletes its inbound messages (step 4): the
@@ -122,6 +152,7 @@ class OrchestrationProcessor:
         batch = _Batch(list(messages), on_committed=on_committed)
         try:
             await self._process(instance_id, batch)
+            return batch.parked
         except CheckpointConflictError:
             # Another worker committed this instance: our view is stale. Nothing of ours was
             # written to history; retry later from storage.
@@ -132,6 +163,7 @@ class OrchestrationProcessor:
             self._cache.evict(instance_id)
             log.exception("orchestration.episode_failed", extra={"instance_id": instance_id})
             await self._poison.abandon_all(batch.messages, "episode failed repeatedly")
+        return Parked()
 
     async def _process(self, instance_id: str, batch: _Batch) -> None:
         await self._screen_starts(instance_id, batch)
@@ -140,10 +172,13 @@ class OrchestrationProcessor:
         self._hold_early_entity_responses(instance_id, batch, history)
         _drop_earlier_attempts(instance_id, batch, history)
         _drop_already_applied(instance_id, batch, history)
-        pinned = pinned_clock(history.episode_clock, history.execution_id, len(history.events))
-        now = pinned or utc_now()  # a re-run of an episode that sent entity requests keeps its clock
-        if pinned is not None:
-            log.warning("orchestration.episode_clock_reused", extra={"instance_id": instance_id, "clock": now})
+        record = self._recorded_episode(instance_id, batch, history)
+        if record is not None and not _take_recorded_inputs(instance_id, batch, record):
+            await self._settle(batch)
+            return  # parked until the rest of the recorded inputs is back
+        # A re-run of an episode that sent entity requests keeps its clock and its inputs.
+        now = record.clock if record is not None else utc_now()
+        inputs = tuple(m.message_id for m in batch.unsettled())
         ids = episode_ids(instance_id, now)
         state = ReplayState(instance_id, history.events, id_factory=ids)
         if history.events and state.status.is_terminal:
@@ -166,7 +201,7 @@ class OrchestrationProcessor:
             tracing.stamp_scheduling(outcome.history, [*outcome.orchestrator_messages, *outcome.work_item_messages],
                                      trace_context, episode)
         tracing.stamp_outbound([*outcome.work_item_messages, *outcome.orchestrator_messages], trace_context)
-        await self._commit(instance_id, batch, history, outcome, _Clock(now, pinned is not None, ids))
+        await self._commit(instance_id, batch, history, outcome, _Clock(now, record is not None, ids, inputs))
         otel_metrics.record_episode(started, outcome)
         if trace_context is not None and started is not None:
             if not remote_spans:
@@ -229,6 +264,17 @@ class OrchestrationProcessor:
                 return True
         return False
 
+    @staticmethod
+    def _recorded_episode(instance_id: str, batch: _Batch, history: CachedHistory) -> RecordedEpisode | None:
+        record = recorded_episode(history.episode_clock, history.execution_id, len(history.events))
+        if record is None:
+            return None
+        if utc_now() - record.clock > _RECORD_PATIENCE:
+            log.warning("orchestration.recorded_episode_expired", extra={"instance_id": instance_id})
+            return None
+        log.warning("orchestration.episode_clock_reused", extra={"instance_id": instance_id, "clock": record.clock})
+        return record
+
     async def _repair_terminal_row(self, instance_id: str, history: CachedHistory, state: ReplayState) -> None:
         """DTAS repair path: history is final but the Instances row may not say so.
 
@@ -249,7 +295,13 @@ class OrchestrationProcessor:
 
     @staticmethod
     def _hold_early_entity_responses(instance_id: str, batch: _Batch, history: CachedHistory) -> None:
-        """DTAS ``IsOutOfOrderMessage`` for entity responses: wait until the EventSent they answer is committed."""
+        """DTAS ``IsOutOfOrderMessage`` for entity responses: wait until the EventSent they answer is committed.
+
+        Not for a finished instance: nothing can commit that EventSent any more (an answer to a
+        request of a discarded episode attempt), so the episode discards it.
+        """
+        if history.events and runtime_status(history.events).is_terminal:
+            return
         for message in batch.messages:
             if not is_early_entity_response(message, instance_id, history.events):
                 continue
@@ -400,7 +452,7 @@ class OrchestrationProcessor:
         outbound, persisted, execution_id, past = await self._run_continue_as_new(instance_id, outcome, history, clock)
         await self._record_clock(instance_id, history, clock, outbound)
         new_events = list(persisted.history)
-        deferred = {id(m) for m, _ in batch.defer}
+        deferred = {id(m) for m, _ in batch.defer} | {id(m) for m in batch.parked.messages}
         applied = [m.message_id for m in batch.messages if id(m) not in deferred and recordable(m)]
         applied_ids = merged(history.applied_message_ids, applied) if applied else history.applied_message_ids
         result = await commit_checkpoint(
@@ -439,10 +491,10 @@ class OrchestrationProcessor:
                 applied_message_ids=applied_ids,
             ),
         )
-        consumed = {id(m) for m in batch.delete} | {id(m) for m, _ in batch.defer}
+        consumed = batch.settled()
         batch.delete.extend(m for m in batch.messages if id(m) not in consumed)
         if batch.on_committed is not None:
-            await batch.on_committed()
+            await batch.on_committed(batch.parked)
         await self._settle(batch)
         log.debug(
             "orchestration.checkpointed",
@@ -461,7 +513,7 @@ class OrchestrationProcessor:
             return
         committed = history.execution_id or ""
         history.etag = await self._hub.history.pin_episode_clock(
-            instance_id, committed, clock_value(committed, len(history.events), clock.now), history.etag
+            instance_id, committed, clock_value(committed, len(history.events), clock.now, clock.inputs), history.etag
         )
 
     async def _run_continue_as_new(
@@ -539,6 +591,25 @@ def _last_complete_episode(events: list[HistoryEvent]) -> list[HistoryEvent]:
         if events[index].event_type == EventType.OrchestratorCompleted:
             return events[: index + 1]
     return []
+
+
+def _take_recorded_inputs(instance_id: str, batch: _Batch, record: RecordedEpisode) -> bool:
+    """Arrange a re-run to use exactly the recorded inputs, in their order; False: not all here yet.
+
+    Newer messages are kept for the next batch; while some recorded ones are still away (backing
+    off, or locked by a killed holder) everything is parked and waits for them.
+    """
+    available = {m.message_id: m for m in batch.unsettled()}
+    if not all(i in available for i in record.message_ids):
+        log.info("orchestration.rerun_waits_for_inputs", extra={"instance_id": instance_id})
+        batch.parked = Parked(list(available.values()), wake_after=_WAIT_TICK)
+        return False
+    wanted = set(record.message_ids)
+    extra = [m for m in available.values() if m.message_id not in wanted]
+    batch.parked = Parked(extra)
+    first = [available[i] for i in record.message_ids]
+    batch.messages = first + [m for m in batch.messages if m.message_id not in wanted]
+    return True
 
 
 def _drop_earlier_attempts(instance_id: str, batch: _Batch, history: CachedHistory) -> None:

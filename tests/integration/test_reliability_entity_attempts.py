@@ -23,6 +23,7 @@ from durabletask import entities, task
 
 from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.codec import entity_codec
+from durable_azstorage.codec.names import TaskHubNames
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import EventSentEvent, EventType, OrchestrationStatus
 from durable_azstorage.model.entities import is_request_event
@@ -42,6 +43,14 @@ def call_once(ctx: task.OrchestrationContext, key: str) -> Generator[task.Task[A
     return (yield ctx.call_entity(entities.EntityInstanceId("counter", key), "add", 1))
 
 
+def two_calls_then_event(ctx: task.OrchestrationContext, key: str) -> Generator[task.Task[Any], Any, Any]:
+    counter = entities.EntityInstanceId("counter", key)
+    first = yield ctx.call_entity(counter, "add", 1)
+    second = yield ctx.call_entity(counter, "add", 1)
+    event = yield ctx.wait_for_external_event("go")
+    return [first, second, event]
+
+
 def locked_call(ctx: task.OrchestrationContext, key: str) -> Generator[task.Task[Any], Any, Any]:
     counter = entities.EntityInstanceId("counter", key)
     with (yield ctx.lock_entities([counter])):
@@ -53,8 +62,9 @@ class FailFirstRequestCommit:
     """Fails, once per request kind, the history write of an orchestration episode that sends
     an entity request (its messages have already been sent)."""
 
-    def __init__(self, worker: Worker, kinds: set[str]) -> None:
+    def __init__(self, worker: Worker, kinds: set[str], skip: int = 0) -> None:
         self.kinds = kinds
+        self.skip = skip  # let this many matching commits through first
         self.failed: list[str] = []
         history = worker.hub.history
         self._real = history.checkpoint
@@ -62,7 +72,9 @@ class FailFirstRequestCommit:
 
     async def _checkpoint(self, instance_id: str, *args: Any, **kwargs: Any) -> Any:
         kind = _request_kind(kwargs.get("new_events") or ())
-        if kind in self.kinds:
+        if kind in self.kinds and self.skip > 0:
+            self.skip -= 1
+        elif kind in self.kinds:
             self.kinds.discard(kind)
             self.failed.append(kind)
             error = HttpResponseError(message="Operation could not be completed within the specified time.")
@@ -91,6 +103,7 @@ async def worker_and_client(
     worker = Worker(storage_account, settings)
     worker.add_orchestrator(call_once)
     worker.add_orchestrator(locked_call)
+    worker.add_orchestrator(two_calls_then_event)
     worker.add_entity(Counter)
     async with worker, await TaskHubClient.open(storage_account, task_hub_name) as client:
         yield worker, client
@@ -147,3 +160,27 @@ async def test_lock_granted_and_released_when_the_locking_episode_is_run_again(
         )
 
     await eventually(unlocked, timeout=30, message="the entity's lock released")
+
+
+async def test_rerun_that_got_a_newer_message_first_still_makes_the_same_call(
+    worker_and_client: tuple[Worker, TaskHubClient],
+) -> None:
+    """The second call's episode fails after sending; an event raised at once arrives while the call
+    response it ran on is still backing off. A re-run on the event alone (same clock, other input)
+    would make no call; the next episode would then send the call under a new id and label, and
+    the entity would apply it twice (and its first answer would never be taken)."""
+    worker, client = worker_and_client
+    fault = FailFirstRequestCommit(worker, {"call"}, skip=1)
+    instance_id = await client.schedule_new_orchestration("two_calls_then_event", input="k")
+    await eventually(lambda: fault.failed == ["call"], timeout=30, message="the second call's commit failed")
+    await client.raise_event(instance_id, "go", data="went")
+    state = await _completed(client, instance_id)
+    assert state.output == '[1, 2, "went"]'
+    metadata = await client.get_entity("counter", key="k")
+    assert metadata is not None and metadata.state_value() == 2  # each call applied once
+    queue = worker.hub.queue(TaskHubNames(worker.settings.task_hub_name, 1).control_queues[0])
+
+    async def drained() -> bool:
+        return await queue.approximate_count() == 0
+
+    await eventually(drained, timeout=30, message="no answer left behind in the control queue")

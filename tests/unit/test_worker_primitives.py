@@ -93,6 +93,34 @@ async def test_drop_queue_returns_pending_messages() -> None:
     assert manager.held == 1
 
 
+async def test_parked_messages_stay_held_and_join_the_next_batch() -> None:
+    """A re-run waiting for the rest of its recorded inputs parks what it has (worker/sessions.py)."""
+    manager: SessionManager[tuple[str, int]] = SessionManager(lambda m: m[0], capacity=10)
+    manager.add("q0", [("a", 2)])
+    batch = await manager.next_batch()
+    await manager.complete(batch, park=[("a", 2)], wake_after=60)
+    assert manager.held == 1  # still held (and renewed by the worker), not handed out again
+    manager.add("q0", [("a", 1)])  # the missing input is back
+    again = await asyncio.wait_for(manager.next_batch(), 1)
+    assert sorted(m[1] for m in again.messages) == [1, 2]
+    await manager.complete(again, park=[("a", 2)])  # kept for the very next batch
+    follow_up = await asyncio.wait_for(manager.next_batch(), 1)
+    assert follow_up.messages == [("a", 2)]
+    await manager.complete(follow_up)
+    assert manager.held == 0
+
+
+async def test_parked_messages_wake_up_on_their_own_and_drop_with_their_queue() -> None:
+    manager: SessionManager[tuple[str, int]] = SessionManager(lambda m: m[0], capacity=10)
+    manager.add("q0", [("a", 1)])
+    await manager.complete(await manager.next_batch(), park=[("a", 1)], wake_after=0.05)
+    woke = await asyncio.wait_for(manager.next_batch(), 2)
+    assert woke.messages == [("a", 1)]
+    await manager.complete(woke, park=[("a", 1)], wake_after=60)
+    assert await manager.drop_queue("q0") == [("a", 1)]
+    assert manager.held == 0
+
+
 def test_settings_from_host_json() -> None:
     host = {
         "version": "2.0",
