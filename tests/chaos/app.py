@@ -4,8 +4,9 @@ Every activity execution appends one line to the ledger file named by ``CHAOS_LE
 append-only record the engine knows nothing about — so the test can count executions. The
 orchestration exercises activities, a retried activity, a durable timer, a sub-orchestration,
 external events (all named ``ev``, so a duplicate would be consumed as the next value and be
-seen), an entity signal and a call under an entity lock. The counter entity keeps the ids of
-the operations it applied, so each operation's exactly-once application is checkable.
+seen), an entity signal, an entity call, and a call under an entity lock (a critical section).
+The counter entity keeps the ids of the operations it applied, so each operation's exactly-once
+application is checkable.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def chaos_flow(ctx: task.OrchestrationContext, spec: dict[str, Any]) -> Generato
     counter = entities.EntityInstanceId("counter", spec["entity"])
     ctx.signal_entity(counter, "add", {"op": f"{run_id}:signal", "n": 1})
     if spec.get("calls"):
+        yield ctx.call_entity(counter, "add", {"op": f"{run_id}:call", "n": 1})
         with (yield ctx.lock_entities([counter])):
             yield ctx.call_entity(counter, "add", {"op": f"{run_id}:locked", "n": 1})
     else:

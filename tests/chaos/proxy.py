@@ -4,7 +4,9 @@ One listener per storage service (blob, queue, table) forwards every request to 
 upstream (Azurite, or a real account's endpoints) and, by a seeded draw per request, instead:
 answers 503 / 500 / 408 without forwarding; holds the request past the client's read timeout;
 resets the connection before forwarding; or forwards it and resets the connection before the
-answer (the write happened, the caller never hears so). ``outage(seconds)`` refuses every
+answer (the write happened, the caller never hears so). Orchestration history checkpoints (table
+transactions, sent after the episode's messages) also fail with 503 at a rate of their own, so
+episodes are discarded and run again often. ``outage(seconds)`` refuses every
 request for a while. The upstream can be switched (an Azurite restart on new ports) without
 the workers noticing anything but the outage.
 """
@@ -39,6 +41,10 @@ class FaultRates:
     delay: float = 0.005
     reset_before: float = 0.01
     reset_after: float = 0.01
+    commit_503: float = 0.15
+    """Extra, for orchestration history checkpoints (table ``$batch`` not for an ``@entity``
+    partition) only: a 503 after the episode's messages went out, so the episode is run again
+    (a discarded attempt)."""
 
     def table(self) -> list[tuple[str, float]]:
         return [
@@ -66,6 +72,7 @@ class FaultProxy:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._commit_rng = random.Random(self.seed * 7919 + 1)  # its own stream: the per-request draws stay put
         self._upstreams: dict[str, str] = {}
         self._ports: dict[str, int] = {}
         self._runners: list[web.AppRunner] = []
@@ -133,17 +140,27 @@ class FaultProxy:
             roll -= rate
         return None
 
+    async def _commit_fault(self, service: str, request: web.Request) -> bool:
+        if not self.faults_on or service != "table" or not request.path.endswith("$batch"):
+            return False
+        body = await request.read()  # kept by aiohttp for the forward
+        if b'"PartitionKey":"@' in body.replace(b'": "', b'":"'):
+            return False  # an entity's checkpoint
+        return self._commit_rng.random() < self.rates.commit_503
+
     def _handler(self, service: str):  # type: ignore[no-untyped-def]
         async def handle(request: web.Request) -> web.StreamResponse:
             if self.in_outage:
                 self.injected["outage_refusals"] += 1
                 return _reset(request)
             fault = self._draw()
+            if fault is None and await self._commit_fault(service, request):
+                fault = "commit_503"
             if fault is not None:
                 self.injected[fault] += 1
-            if fault in ("503", "500", "408"):
+            if fault in ("503", "500", "408", "commit_503"):
                 await request.read()
-                return _status(int(fault))
+                return _status(int(fault[:3]))
             if fault == "reset_before":
                 return _reset(request)
             if fault == "delay":
