@@ -15,11 +15,13 @@ from ..model import (
     ExecutionStartedEvent,
     HistoryEvent,
     OrchestrationStatus,
+    TimerCreatedEvent,
     TimerFiredEvent,
 )
 
 __all__ = [
     "FIRE_AND_FORGET_TAG",
+    "HistoryLedger",
     "LONG_TIMER_INTERVAL",
     "MAX_TIMER_DELAY",
     "UNSUSPENDABLE",
@@ -47,6 +49,9 @@ _SCHEDULER_OF: dict[EventType, EventType] = {
     EventType.SubOrchestrationInstanceFailed: EventType.SubOrchestrationInstanceCreated,
     EventType.TimerFired: EventType.TimerCreated,
 }
+_SCHEDULERS = frozenset(_SCHEDULER_OF.values())
+_TIMER_FIRED, _TIMER_CREATED = EventType.TimerFired, EventType.TimerCreated
+_EXECUTION_STARTED = EventType.ExecutionStarted
 UNSUSPENDABLE = frozenset({EventType.ExecutionResumed, EventType.ExecutionTerminated})
 
 
@@ -61,10 +66,61 @@ def _answered_id(event: HistoryEvent) -> int | None:
     return getattr(event, "task_scheduled_id", None) if event.event_type in _SCHEDULER_OF else None
 
 
-def _count(events: Iterable[HistoryEvent], types: set[EventType], event_id: int, *, answered: bool) -> int:
-    if answered:
-        return sum(1 for e in events if e.event_type in types and _answered_id(e) == event_id)
-    return sum(1 for e in events if e.event_type in types and e.event_id == event_id)
+class HistoryLedger:
+    """What a history has scheduled and answered, counted once and kept up to date.
+
+    The inbound rules below ask, per inbound event, how often its scheduling event and its
+    answers occur in history. Asked against the event list, that is a scan per event — a batch
+    of *k* answers to a history of *n* events costs *k·n*, which grows with every episode of a
+    long orchestration and is quadratic for a large fan-in. The ledger answers in constant time
+    and is extended as the episode accepts events.
+    """
+
+    def __init__(self, events: Iterable[HistoryEvent] = ()) -> None:
+        self._scheduled: dict[tuple[EventType, int], int] = {}
+        self._answered: dict[tuple[EventType, int], int] = {}
+        self._timers: dict[int, TimerCreatedEvent] = {}
+        self.has_started = False
+        for event in events:
+            self.add(event)
+
+    def add(self, event: HistoryEvent) -> None:
+        # Hot: one call per history event per episode. Plain dicts, one type lookup.
+        kind = event.event_type
+        scheduler = _SCHEDULER_OF.get(kind)
+        if scheduler is not None:
+            key = (scheduler, event.timer_id if kind is _TIMER_FIRED else event.task_scheduled_id)  # type: ignore[attr-defined]
+            self._answered[key] = self._answered.get(key, 0) + 1
+        elif kind in _SCHEDULERS:
+            key = (kind, event.event_id)
+            self._scheduled[key] = self._scheduled.get(key, 0) + 1
+            if kind is _TIMER_CREATED and event.event_id not in self._timers:
+                self._timers[event.event_id] = event  # type: ignore[assignment]
+        elif kind is _EXECUTION_STARTED:
+            self.has_started = True
+
+    def is_out_of_order(self, event: HistoryEvent) -> bool:
+        """See :func:`is_out_of_order`."""
+        scheduler = _SCHEDULER_OF.get(event.event_type)
+        answered = _answered_id(event)
+        if scheduler is None or answered is None:
+            return False
+        return self._scheduled.get((scheduler, answered), 0) == 0
+
+    def is_duplicate(self, event: HistoryEvent) -> bool:
+        """See :func:`is_duplicate`."""
+        if event.event_type == EventType.ExecutionStarted:
+            return self.has_started
+        scheduler = _SCHEDULER_OF.get(event.event_type)
+        answered = _answered_id(event)
+        if scheduler is None or answered is None:
+            return False
+        scheduled = self._scheduled.get((scheduler, answered), 0)
+        return scheduled > 0 and self._answered.get((scheduler, answered), 0) >= scheduled
+
+    def timer_created(self, timer_id: int) -> TimerCreatedEvent | None:
+        """The first ``TimerCreated`` with this id."""
+        return self._timers.get(timer_id)
 
 
 def is_out_of_order(event: HistoryEvent, past: Sequence[HistoryEvent]) -> bool:
@@ -75,11 +131,7 @@ def is_out_of_order(event: HistoryEvent, past: Sequence[HistoryEvent]) -> bool:
     against a non-existent instance DTAS processes and discards them instead (worker rule).
     Entity responses (EventRaised answering an EventSent) are not covered yet.
     """
-    scheduler = _SCHEDULER_OF.get(event.event_type)
-    answered = _answered_id(event)
-    if scheduler is None or answered is None:
-        return False
-    return _count(past, {scheduler}, answered, answered=False) == 0
+    return HistoryLedger(past).is_out_of_order(event)
 
 
 def is_duplicate(event: HistoryEvent, past: Sequence[HistoryEvent]) -> bool:
@@ -88,15 +140,7 @@ def is_duplicate(event: HistoryEvent, past: Sequence[HistoryEvent]) -> bool:
     Counted, not just looked up: durabletask reuses a task id for a retried activity, so
     ``TaskScheduled(1), TaskFailed(1), TaskScheduled(1)`` still awaits one more answer.
     """
-    if event.event_type == EventType.ExecutionStarted:
-        return any(e.event_type == EventType.ExecutionStarted for e in past)
-    scheduler = _SCHEDULER_OF.get(event.event_type)
-    answered = _answered_id(event)
-    if scheduler is None or answered is None:
-        return False
-    siblings = {t for t, s in _SCHEDULER_OF.items() if s == scheduler}
-    scheduled = _count(past, {scheduler}, answered, answered=False)
-    return scheduled > 0 and _count(past, siblings, answered, answered=True) >= scheduled
+    return HistoryLedger(past).is_duplicate(event)
 
 
 def runtime_status(events: Iterable[HistoryEvent]) -> OrchestrationStatus:

@@ -82,6 +82,7 @@ from .rules import (
     LONG_TIMER_INTERVAL,
     MAX_TIMER_DELAY,
     UNSUSPENDABLE,
+    HistoryLedger,
     execution_started_first,
     is_duplicate,
     is_out_of_order,
@@ -259,7 +260,7 @@ class ReplayState:
     def _classify(
         self, ordered: Sequence[HistoryEvent], started_evt: OrchestratorStartedEvent, now: datetime
     ) -> EpisodePlan:
-        seen = list(self.past)
+        ledger = HistoryLedger(self.past)
         accepted: list[HistoryEvent] = []
         held: list[HistoryEvent] = []
         dropped: list[DroppedEvent] = []
@@ -268,18 +269,18 @@ class ReplayState:
         terminated: ExecutionTerminatedEvent | None = None
         suspended = self.status == OrchestrationStatus.Suspended
         for ev in ordered:
-            if is_out_of_order(ev, seen):
+            if ledger.is_out_of_order(ev):
                 deferred.append(ev)
                 continue
-            if is_duplicate(ev, seen):
+            if ledger.is_duplicate(ev):
                 dropped.append(DroppedEvent(ev, "duplicate"))
                 continue
-            hop = self._timer_hop(ev, seen, now)
+            hop = self._timer_hop(ev, ledger, now)
             if hop is not None:
                 hops.append(hop)
                 continue
             accepted.append(ev)
-            seen.append(ev)
+            ledger.add(ev)
             if isinstance(ev, ExecutionTerminatedEvent) and terminated is None:
                 terminated = ev
             elif terminated is None and suspended and ev.event_type not in UNSUSPENDABLE:
@@ -303,13 +304,11 @@ class ReplayState:
         )
         return replace(plan, request=self._request(plan))
 
-    def _timer_hop(self, ev: HistoryEvent, seen: Sequence[HistoryEvent], now: datetime) -> TaskMessage | None:
+    def _timer_hop(self, ev: HistoryEvent, ledger: HistoryLedger, now: datetime) -> TaskMessage | None:
         """For an intermediate hop of a long timer, the message for the next hop."""
         if not isinstance(ev, TimerFiredEvent):
             return None
-        created = next(
-            (e for e in seen if isinstance(e, TimerCreatedEvent) and e.event_id == ev.timer_id), None
-        )
+        created = ledger.timer_created(ev.timer_id)
         if created is None or ev.fire_at >= created.fire_at:
             return None
         _log.debug("runtime.timer_hop", extra={"instance_id": self.instance_id, "timer_id": ev.timer_id})
