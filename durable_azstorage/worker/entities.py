@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -75,6 +75,16 @@ from ..storage import Checkpoint, TaskHubStorage, commit_checkpoint
 from ..storage.queues import QueueMessage
 from ..telemetry import entity_tracing
 from .applied import already_applied, merged, recordable
+from .episode_clock import (
+    RECORD_PATIENCE,
+    WAIT_TICK,
+    Parked,
+    RecordedEpisode,
+    clock_value,
+    episode_ids,
+    recorded_episode,
+    split_recorded_inputs,
+)
 from .history_cache import CachedHistory, HistoryCache
 from .poison import PoisonHandler
 
@@ -100,6 +110,8 @@ class EntitySettings:
 class _Outbound:
     """Messages this episode sends, in order: (target instance, event)."""
 
+    ids: Callable[[], str] = lambda: uuid.uuid4().hex
+    """Ids of what the batch makes (signals, started orchestrations): follow the batch clock."""
     items: list[tuple[OrchestrationInstance, EventRaisedEvent | ExecutionStartedEvent]] = field(default_factory=list)
 
     def event(self, target: OrchestrationInstance, name: str, payload: str | None, now: datetime) -> None:
@@ -131,9 +143,10 @@ class EntityProcessor:
         self._poison = poison
         self._settings = settings or EntitySettings()
 
-    async def process(self, instance_id: str, messages: Sequence[QueueMessage]) -> None:
+    async def process(self, instance_id: str, messages: Sequence[QueueMessage]) -> Parked:
+        """One batch; returns the messages to keep held for the entity's next batch (usually none)."""
         try:
-            await self._process(instance_id, list(messages))
+            return await self._process(instance_id, list(messages))
         except CheckpointConflictError:
             self._cache.evict(instance_id)
             log.warning("entity.split_brain", extra={"instance_id": instance_id})
@@ -142,12 +155,28 @@ class EntityProcessor:
             self._cache.evict(instance_id)
             log.exception("entity.episode_failed", extra={"instance_id": instance_id})
             await self._poison.abandon_all(messages, "entity batch failed repeatedly")
+        return Parked()
 
-    async def _process(self, instance_id: str, messages: list[QueueMessage]) -> None:
+    async def _process(self, instance_id: str, messages: list[QueueMessage]) -> Parked:
+        """A re-run of a recorded batch (worker/episode_clock.py) runs on exactly its inputs."""
         history = await self._load(instance_id)
         messages = await self._drop_already_applied(instance_id, messages, history)
         if not messages:
-            return
+            return Parked()
+        record = _recorded_batch(instance_id, history)
+        extras: list[QueueMessage] = []
+        if record is not None:
+            split = split_recorded_inputs(messages, record)
+            if split is None:
+                log.info("entity.rerun_waits_for_inputs", extra={"instance_id": instance_id})
+                return Parked(messages, wake_after=WAIT_TICK)
+            messages, extras = split
+        await self._run_batch(instance_id, messages, history, record)
+        return Parked(extras)
+
+    async def _run_batch(
+        self, instance_id: str, messages: list[QueueMessage], history: CachedHistory, record: RecordedEpisode | None
+    ) -> None:
         started = next((e for e in history.events if isinstance(e, ExecutionStartedEvent)), None)
         events = [m.data.task_message.event for m in messages if m.data and m.data.task_message]
         if not history.events and not any(isinstance(e, (EventRaisedEvent, ExecutionStartedEvent)) for e in events):
@@ -158,8 +187,8 @@ class EntityProcessor:
         if started is None:
             started = next((e for e in events if isinstance(e, ExecutionStartedEvent)), None)
         state = entity_codec.decode_scheduler_state(started.input if started else None)
-        now = utc_now()
-        outbound = _Outbound()
+        now = record.clock if record is not None else utc_now()
+        outbound = _Outbound(ids=episode_ids(instance_id, now))
         work = self._determine_work(instance_id, state, events, now)
         if work.operations:
             await self._run_operations(instance_id, state, work, outbound, now)
@@ -177,6 +206,11 @@ class EntityProcessor:
         if work.continue_later:
             outbound.event(OrchestrationInstance(instance_id=instance_id), CONTINUE_EVENT_NAME, None, now)
         applied = merged(history.applied_message_ids, [m.message_id for m in messages if recordable(m)])
+        if record is None and any(target.instance_id != instance_id for target, _ in outbound.items):
+            # Before anything is sent: a re-run must answer, grant and signal exactly the same.
+            committed = history.execution_id or ""
+            value = clock_value(committed, len(history.events), now, [m.message_id for m in messages])
+            history.etag = await self._hub.history.pin_episode_clock(instance_id, committed, value, history.etag)
         await self._commit(instance_id, started, history, state, outbound, now, applied)
         await asyncio.gather(*(self._hub.queue(m.queue_name).delete(m) for m in messages))
 
@@ -204,6 +238,7 @@ class EntityProcessor:
             etag=loaded.etag,
             blob_names=list(loaded.blob_names),
             applied_message_ids=list(loaded.applied_message_ids),
+            episode_clock=loaded.episode_clock,
         )
 
     # ------------------------------------------------------------------ deciding
@@ -319,13 +354,13 @@ class EntityProcessor:
             if isinstance(action, SendSignal):
                 self._send_signal(instance_id, state, action, outbound, now)
             elif isinstance(action, StartOrchestration):
-                outbound.items.append(_start_message(instance_id, action, now))
+                outbound.items.append(_start_message(instance_id, action, now, outbound.ids()))
 
     def _send_signal(
         self, instance_id: str, state: SchedulerState, action: SendSignal, outbound: _Outbound, now: datetime
     ) -> None:
         message = RequestMessage(
-            id=str(uuid.uuid4()),
+            id=str(uuid.UUID(hex=outbound.ids())),
             operation=action.operation,
             is_signal=True,
             input=action.input,
@@ -423,6 +458,17 @@ class EntityProcessor:
         )
 
 
+def _recorded_batch(instance_id: str, history: CachedHistory) -> RecordedEpisode | None:
+    record = recorded_episode(history.episode_clock, history.execution_id or "", len(history.events))
+    if record is None:
+        return None
+    if utc_now() - record.clock > RECORD_PATIENCE:
+        log.warning("entity.recorded_batch_expired", extra={"instance_id": instance_id})
+        return None
+    log.warning("entity.batch_clock_reused", extra={"instance_id": instance_id, "clock": record.clock})
+    return record
+
+
 def _response(outcome: OperationOutcome) -> ResponseMessage:
     """Core ``SendResultMessage``: the failure's type in ``exceptionType``, its message in ``result``."""
     fd = outcome.failure_details
@@ -434,10 +480,10 @@ def _response(outcome: OperationOutcome) -> ResponseMessage:
 
 
 def _start_message(
-    instance_id: str, action: StartOrchestration, now: datetime
+    instance_id: str, action: StartOrchestration, now: datetime, execution_id: str
 ) -> tuple[OrchestrationInstance, ExecutionStartedEvent]:
     """Core ``ProcessSendStartMessage``: a fire-and-forget child of the entity."""
-    target = OrchestrationInstance(instance_id=action.instance_id, execution_id=uuid.uuid4().hex)
+    target = OrchestrationInstance(instance_id=action.instance_id, execution_id=execution_id)
     event = ExecutionStartedEvent(
         orchestration_instance=target,
         name=action.name,

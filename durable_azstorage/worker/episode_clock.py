@@ -29,22 +29,44 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Protocol, TypeVar
 
 from ..codec import entity_codec
 from ..errors import MessageDecodeError
 from ..model import EventRaisedEvent, TaskMessage
 from ..model.entities import is_request_event
+from ..storage.queues import QueueMessage
 
 __all__ = [
+    "RECORD_PATIENCE",
+    "WAIT_TICK",
+    "Parked",
     "RecordedEpisode",
     "clock_value",
     "episode_ids",
     "pinned_clock",
     "recorded_episode",
     "sends_entity_requests_with_answers",
+    "split_recorded_inputs",
 ]
+
+RECORD_PATIENCE = timedelta(minutes=15)
+"""How long a re-run waits for the rest of its recorded inputs before running without them
+(longer than a control message's visibility timeout: a killed holder's messages come back)."""
+
+WAIT_TICK = 5.0
+"""Parked inputs are looked at again this often (seconds) even when nothing new arrives."""
+
+
+@dataclass
+class Parked:
+    """Messages a batch keeps held for the instance's next batch (see worker/sessions.py)."""
+
+    messages: list[QueueMessage] = field(default_factory=list)
+    wake_after: float = 0.0
+
 
 _NAMESPACE = uuid.UUID("4f0e7c52-6a3e-4c1b-9d0a-2b7f1e5c8a93")
 
@@ -114,3 +136,20 @@ def episode_ids(instance_id: str, clock: datetime) -> Callable[[], str]:
     stamp = clock.astimezone(timezone.utc).isoformat()
     counter = itertools.count()
     return lambda: uuid.uuid5(_NAMESPACE, f"{instance_id}|{stamp}|{next(counter)}").hex
+
+
+class _Identified(Protocol):
+    @property
+    def message_id(self) -> str: ...
+
+
+M = TypeVar("M", bound=_Identified)
+
+
+def split_recorded_inputs(messages: Sequence[M], record: RecordedEpisode) -> tuple[list[M], list[M]] | None:
+    """(the recorded inputs in their order, the newer messages) — None while some are still away."""
+    available = {m.message_id: m for m in messages}
+    if not all(i in available for i in record.message_ids):
+        return None
+    wanted = set(record.message_ids)
+    return [available[i] for i in record.message_ids], [m for m in messages if m.message_id not in wanted]

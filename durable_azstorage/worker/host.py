@@ -27,9 +27,10 @@ from .activities import ActivityProcessor
 from .control_pump import ControlQueuePump, instance_of
 from .dispatcher import Dispatcher
 from .entities import EntityProcessor, EntitySettings
+from .episode_clock import Parked
 from .history_cache import HistoryCache
 from .in_flight import InFlightMessages
-from .orchestrations import OrchestrationProcessor, Parked
+from .orchestrations import OrchestrationProcessor
 from .partition_manager import PartitionManager
 from .poison import FailureCounts, PoisonHandler
 from .sessions import InstanceBatch, SessionManager
@@ -179,7 +180,7 @@ class Worker:
 
             try:
                 if is_entity_instance(batch.instance_id):
-                    await process_entities(batch.instance_id, batch.messages)
+                    parked = await process_entities(batch.instance_id, batch.messages)
                 else:
                     parked = await process_orchestrations(batch.instance_id, batch.messages, complete)
             finally:

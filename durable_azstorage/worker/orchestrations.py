@@ -40,6 +40,9 @@ from .applied import already_applied, merged, recordable
 from .child_starts import is_child_start, repeats_current_start
 from .entities import is_early_entity_response
 from .episode_clock import (
+    RECORD_PATIENCE,
+    WAIT_TICK,
+    Parked,
     RecordedEpisode,
     clock_value,
     episode_ids,
@@ -55,14 +58,6 @@ log = logging.getLogger(__name__)
 
 _MAX_OUT_OF_ORDER_FOR_UNKNOWN = 5  # DTAS: after 5 dequeues a response to nothing is discarded
 _MAX_START_DEFERRALS = 10  # DTAS duplicate-start detection: a start that never matches its Instances row
-
-
-@dataclass
-class Parked:
-    """Messages a batch keeps held for the instance's next batch (see worker/sessions.py)."""
-
-    messages: list[QueueMessage] = field(default_factory=list)
-    wake_after: float = 0.0
 
 
 @dataclass
@@ -115,10 +110,6 @@ class _Clock:
     """Ids of the inbound messages the episode ran on, in order (recorded with the clock)."""
 
 
-_RECORD_PATIENCE = timedelta(minutes=15)
-"""How long a re-run waits for the rest of its recorded inputs before running without them
-(longer than a control message's visibility timeout: a killed holder's messages come back)."""
-_WAIT_TICK = 5.0
 
 
 class OrchestrationProcessor:
@@ -269,7 +260,7 @@ class OrchestrationProcessor:
         record = recorded_episode(history.episode_clock, history.execution_id, len(history.events))
         if record is None:
             return None
-        if utc_now() - record.clock > _RECORD_PATIENCE:
+        if utc_now() - record.clock > RECORD_PATIENCE:
             log.warning("orchestration.recorded_episode_expired", extra={"instance_id": instance_id})
             return None
         log.warning("orchestration.episode_clock_reused", extra={"instance_id": instance_id, "clock": record.clock})
@@ -602,7 +593,7 @@ def _take_recorded_inputs(instance_id: str, batch: _Batch, record: RecordedEpiso
     available = {m.message_id: m for m in batch.unsettled()}
     if not all(i in available for i in record.message_ids):
         log.info("orchestration.rerun_waits_for_inputs", extra={"instance_id": instance_id})
-        batch.parked = Parked(list(available.values()), wake_after=_WAIT_TICK)
+        batch.parked = Parked(list(available.values()), wake_after=WAIT_TICK)
         return False
     wanted = set(record.message_ids)
     extra = [m for m in available.values() if m.message_id not in wanted]

@@ -13,6 +13,7 @@ after the messages went out.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Generator
 from datetime import timedelta
 from typing import Any
@@ -37,6 +38,21 @@ class Counter(entities.DurableEntity):
         value: int = self.get_state(int, 0) + amount
         self.set_state(value)
         return value
+
+
+class Ledgered(entities.DurableEntity):
+    """Keeps, per operation, the total it returned: what the caller saw must be what was committed."""
+
+    def add(self, spec: dict[str, Any]) -> int:
+        state = self.get_state(dict, {"total": 0, "log": []})
+        state["total"] += int(spec["n"])
+        state["log"].append([spec["op"], state["total"]])
+        self.set_state(state)
+        return int(state["total"])
+
+
+def call_ledgered(ctx: task.OrchestrationContext, key: str) -> Generator[task.Task[Any], Any, Any]:
+    return (yield ctx.call_entity(entities.EntityInstanceId("ledgered", key), "add", {"op": "call", "n": 1}))
 
 
 def call_once(ctx: task.OrchestrationContext, key: str) -> Generator[task.Task[Any], Any, Any]:
@@ -74,6 +90,8 @@ class FailFirstRequestCommit:
         kind = _request_kind(kwargs.get("new_events") or ())
         if instance_id.startswith("@") and _grants_lock(kwargs.get("new_events") or ()):
             kind = "grant"
+        elif instance_id.startswith("@ledgered@"):
+            kind = "entity"
         if kind in self.kinds and self.skip > 0:
             self.skip -= 1
         elif kind in self.kinds:
@@ -111,6 +129,8 @@ async def worker_and_client(
     worker.add_orchestrator(call_once)
     worker.add_orchestrator(locked_call)
     worker.add_orchestrator(two_calls_then_event)
+    worker.add_orchestrator(call_ledgered)
+    worker.add_entity(Ledgered)
     worker.add_entity(Counter)
     async with worker, await TaskHubClient.open(storage_account, task_hub_name) as client:
         yield worker, client
@@ -213,3 +233,24 @@ async def test_release_not_lost_when_the_granting_entity_batch_is_run_again(
         return entity is not None and "lockedBy" not in (entity.input or "") + str(entity.custom_status)
 
     await eventually(unlocked, timeout=30, message="the entity's lock released")
+
+
+async def test_entity_rerun_answers_what_it_commits(worker_and_client: tuple[Worker, TaskHubClient]) -> None:
+    """The entity's checkpoint of the batch that answers a call fails after the answer went out; a
+    client signal arrives while the call is backing off. A re-run on the signal first would commit
+    the call with another result than the one the caller already took (1 answered, 11 committed)."""
+    worker, client = worker_and_client
+    fault = FailFirstRequestCommit(worker, {"entity"})
+    instance_id = await client.schedule_new_orchestration("call_ledgered", input="k")
+    await eventually(lambda: fault.failed == ["entity"], timeout=30, message="the entity's commit failed")
+    await client.signal_entity("ledgered", "add", {"op": "signal", "n": 10}, key="k")
+    state = await _completed(client, instance_id)
+
+    async def both_applied() -> Any:
+        metadata = await client.get_entity("ledgered", key="k")
+        value = metadata.state_value() if metadata is not None else None
+        return value if value and len(value["log"]) == 2 else None
+
+    committed = await eventually(both_applied, timeout=30, message="both operations applied")
+    totals = dict(committed["log"])
+    assert json.loads(state.output or "null") == totals["call"], committed
