@@ -4,9 +4,9 @@ One listener per storage service (blob, queue, table) forwards every request to 
 upstream (Azurite, or a real account's endpoints) and, by a seeded draw per request, instead:
 answers 503 / 500 / 408 without forwarding; holds the request past the client's read timeout;
 resets the connection before forwarding; or forwards it and resets the connection before the
-answer (the write happened, the caller never hears so). Orchestration history checkpoints (table
-transactions, sent after the episode's messages) also fail with 503 at a rate of their own, so
-episodes are discarded and run again often. ``outage(seconds)`` refuses every
+answer (the write happened, the caller never hears so). History checkpoints (table transactions,
+sent after an episode's or entity batch's messages) also fail with 503 at a rate of their own,
+so attempts are discarded and run again often. ``outage(seconds)`` refuses every
 request for a while. The upstream can be switched (an Azurite restart on new ports) without
 the workers noticing anything but the outage.
 """
@@ -42,9 +42,8 @@ class FaultRates:
     reset_before: float = 0.01
     reset_after: float = 0.01
     commit_503: float = 0.15
-    """Extra, for orchestration history checkpoints (table ``$batch`` not for an ``@entity``
-    partition) only: a 503 after the episode's messages went out, so the episode is run again
-    (a discarded attempt)."""
+    """Extra, for history checkpoints (table ``$batch``) only: a 503 after the episode's (or the
+    entity batch's) messages went out, so it is run again (a discarded attempt)."""
 
     def table(self) -> list[tuple[str, float]]:
         return [
@@ -140,12 +139,9 @@ class FaultProxy:
             roll -= rate
         return None
 
-    async def _commit_fault(self, service: str, request: web.Request) -> bool:
+    def _commit_fault(self, service: str, request: web.Request) -> bool:
         if not self.faults_on or service != "table" or not request.path.endswith("$batch"):
             return False
-        body = await request.read()  # kept by aiohttp for the forward
-        if b'"PartitionKey":"@' in body.replace(b'": "', b'":"'):
-            return False  # an entity's checkpoint
         return self._commit_rng.random() < self.rates.commit_503
 
     def _handler(self, service: str):  # type: ignore[no-untyped-def]
@@ -154,7 +150,7 @@ class FaultProxy:
                 self.injected["outage_refusals"] += 1
                 return _reset(request)
             fault = self._draw()
-            if fault is None and await self._commit_fault(service, request):
+            if fault is None and self._commit_fault(service, request):
                 fault = "commit_503"
             if fault is not None:
                 self.injected[fault] += 1

@@ -391,6 +391,7 @@ async def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
         "completion_after_faults_s": round(completed - faults_stopped, 1),
         "queues_drained_after_s": round(drained_after, 1),
         "episodes_rerun_with_recorded_clock": harness.log_events("orchestration.episode_clock_reused"),
+        "entity_batches_rerun_with_recorded_clock": harness.log_events("entity.batch_clock_reused"),
         "total_s": round(time.monotonic() - began, 1),
         "problems": ledger.problems,
     }
