@@ -18,10 +18,14 @@ those messages (it waits for any that have not come back yet, and leaves newer o
 episode), so it makes the same decisions and sends the same requests. The clock alone is not
 enough: a re-run that got a different batch (a message still backing off, a new one arrived)
 made other requests under fresh ids, and the entity applied the discarded attempt's call as
-well. One extra
-table write, only for episodes that send entity calls or lock requests. The execution ids an
-episode makes (sub-orchestrations, ContinueAsNew) are derived from the same clock
-(:func:`episode_ids`), so a ContinueAsNew followed in the same work item re-runs identically too.
+well. One extra table write, only for episodes that send entity calls or lock requests. The
+execution ids an episode makes (sub-orchestrations, ContinueAsNew) are derived from the same
+clock (:func:`episode_ids`), so a ContinueAsNew followed in the same work item re-runs
+identically too.
+
+Entity batches (worker/entities.py) are recorded the same way before they send anything to
+another instance: a re-run on another batch had answered a caller with a result it never
+committed, and a release handled before its lock request was granted again is lost.
 """
 
 from __future__ import annotations
