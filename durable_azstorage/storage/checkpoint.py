@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -77,6 +77,9 @@ class Checkpoint:
     """The ``CustomStatus`` column value the caller last wrote (compared before skipping a merge)."""
     applied_message_ids: Sequence[str] | None = None
     """The sentinel's record of applied inbound messages after this episode (None: unchanged)."""
+    on_history_committed: Callable[[], None] | None = None
+    """Called the moment the history write (the commit point) succeeds, before the Instances row:
+    for what must follow the commit as closely as possible (exporting the spans it finished)."""
 
 
 @dataclass
@@ -110,6 +113,7 @@ async def commit_checkpoint(hub: TaskHubStorage, checkpoint: Checkpoint) -> Chec
     """Steps 1 to 3 of the contract above; the caller settles the inbound messages afterwards."""
     await _send_outbound(hub, checkpoint)
     if not checkpoint.new_events:
+        _committed(checkpoint)
         return CheckpointResult(etag=checkpoint.etag, instance_row_custom_status=checkpoint.instance_row_custom_status)
     offloaded: list[OffloadedProperty] = []
     etag = await hub.history.checkpoint(
@@ -122,6 +126,7 @@ async def commit_checkpoint(hub: TaskHubStorage, checkpoint: Checkpoint) -> Chec
         offloaded=offloaded,
         applied_message_ids=checkpoint.applied_message_ids,
     )
+    _committed(checkpoint)
     row = instance_codec.instance_update_for_checkpoint(
         list(checkpoint.new_events),
         instance_id=checkpoint.instance_id,
@@ -140,6 +145,11 @@ async def commit_checkpoint(hub: TaskHubStorage, checkpoint: Checkpoint) -> Chec
     # Large Input/Output point at the blob the history row just got (as DTAS does).
     await hub.instances.merge_checkpoint(row, offloaded=offloaded)
     return CheckpointResult(etag, blob_names, instance_row_written=True, instance_row_custom_status=custom_status)
+
+
+def _committed(checkpoint: Checkpoint) -> None:
+    if checkpoint.on_history_committed is not None:
+        checkpoint.on_history_committed()
 
 
 async def _send_outbound(hub: TaskHubStorage, checkpoint: Checkpoint) -> None:

@@ -192,13 +192,22 @@ class OrchestrationProcessor:
             tracing.stamp_scheduling(outcome.history, [*outcome.orchestrator_messages, *outcome.work_item_messages],
                                      trace_context, episode)
         tracing.stamp_outbound([*outcome.work_item_messages, *outcome.orchestrator_messages], trace_context)
-        await self._commit(instance_id, batch, history, outcome, _Clock(now, record is not None, ids, inputs))
-        otel_metrics.record_episode(started, outcome)
-        if trace_context is not None and started is not None:
-            if not remote_spans:
-                _trace_committed(instance_id, started, history.events, outcome)
-            # The durabletask SDK worker emits no caller-side entity spans: the host always does.
-            entity_tracing.emit_request_spans(instance_id, trace_context, outcome.orchestrator_messages, now, utc_now())
+
+        def committed() -> None:
+            # The moment the history write succeeds, before the Instances row and the deletes: a
+            # crash loses a span only between the commit's answer and the export (microseconds).
+            otel_metrics.record_episode(started, outcome)
+            if trace_context is not None and started is not None:
+                if not remote_spans:
+                    _trace_committed(instance_id, started, history.events, outcome)
+                # The durabletask SDK worker emits no caller-side entity spans: the host always does.
+                entity_tracing.emit_request_spans(
+                    instance_id, trace_context, outcome.orchestrator_messages, now, utc_now()
+                )
+
+        await self._commit(
+            instance_id, batch, history, outcome, _Clock(now, record is not None, ids, inputs), committed
+        )
 
     # ------------------------------------------------------------------ loading
     async def _load(self, instance_id: str, batch: _Batch) -> CachedHistory:
@@ -437,7 +446,13 @@ class OrchestrationProcessor:
 
     # ------------------------------------------------------------------ checkpoint
     async def _commit(
-        self, instance_id: str, batch: _Batch, history: CachedHistory, outcome: EpisodeOutcome, clock: _Clock
+        self,
+        instance_id: str,
+        batch: _Batch,
+        history: CachedHistory,
+        outcome: EpisodeOutcome,
+        clock: _Clock,
+        committed: Callable[[], None],
     ) -> None:
         now = clock.now
         outbound, persisted, execution_id, past = await self._run_continue_as_new(instance_id, outcome, history, clock)
@@ -464,6 +479,7 @@ class OrchestrationProcessor:
                 ),
                 instance_row_custom_status=history.instance_row_custom_status,
                 applied_message_ids=applied_ids if applied else None,
+                on_history_committed=committed,
             ),
         )
         if outcome.continued_as_new is not None and history.blob_names:
