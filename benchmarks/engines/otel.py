@@ -40,5 +40,7 @@ def summary() -> dict[str, Any]:
     names: dict[str, int] = {}
     for span in _state["spans"].get_finished_spans():
         kind = span.name.split(":", 1)[0]
+        if span.kind.name == "CLIENT":  # the scheduling side of an activity or sub-orchestration
+            kind += ".client"
         names[kind] = names.get(kind, 0) + 1
     return {"spans": sum(names.values()), "by_type": names}

@@ -35,5 +35,6 @@ def test_hello_sequence_with_tracing_on_next_to_off(storage_connection_string: s
     telemetry = report["engines"]["durable_azstorage-otel"]["telemetry"]
     hellos = report["sizes"]["hello_instances"] + 1  # + the warm-up orchestration
     assert telemetry["by_type"]["orchestration"] == hellos, telemetry
-    assert telemetry["by_type"]["activity"] == 5 * hellos, telemetry
+    assert telemetry["by_type"]["activity"] == 5 * hellos, telemetry  # the runs (SERVER)
+    assert telemetry["by_type"]["activity.client"] == 5 * hellos, telemetry  # the scheduling (CLIENT)
     assert "telemetry" not in report["engines"]["durable_azstorage"]

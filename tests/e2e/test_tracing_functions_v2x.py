@@ -97,8 +97,13 @@ async def test_the_request_traceparent_parents_create_orchestration(
     (orchestration,) = named("orchestration:hello_sequence")
     assert orchestration["context"]["trace_id"] == f"0x{trace_id:032x}"
     assert orchestration["parent_id"] == create["context"]["span_id"]
-    activities = named("activity:say_hello")
-    assert len(activities) == 2 and all(a["context"]["trace_id"] == f"0x{trace_id:032x}" for a in activities)
+    hellos = named("activity:say_hello")
+    assert all(a["context"]["trace_id"] == f"0x{trace_id:032x}" for a in hellos)
+    runs = [a for a in hellos if a["kind"] == "SpanKind.SERVER"]
+    calls = [a for a in hellos if a["kind"] == "SpanKind.CLIENT"]  # the SDK's, through the sidecar
+    assert len(runs) == 2 and len(calls) == 2, [(a["name"], a["kind"]) for a in hellos]
+    assert {a["parent_id"] for a in runs} == {c["context"]["span_id"] for c in calls}
+    assert {c["parent_id"] for c in calls} == {orchestration["context"]["span_id"]}
 
 
 async def test_without_traceparent_create_orchestration_is_a_root(
