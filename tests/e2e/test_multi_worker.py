@@ -286,7 +286,10 @@ async def test_scale_out_one_then_three_hosts_spread_work_and_survive_a_removed_
     await eventually(owned_by_survivors, timeout=LEASE_SECONDS * 4, interval=0.25,
                      message="the removed host's partition taken over")  # fmt: skip
     takeover = time.monotonic() - killed_at
-    assert takeover <= LEASE_SECONDS + 5, f"take-over took {takeover:.1f}s, lease {LEASE_SECONDS}s"
+    # Quiet, it takes about one lease (8.8-9.6 s measured); the test command shares two cores with three
+    # hosts, Azurite and pytest, where it took 16.7 s once. The bound is the chaos suite's: the lease
+    # must have lapsed and one survivor's read-and-claim round must have run, each starved at worst.
+    assert takeover <= 2 * LEASE_SECONDS + 2, f"take-over took {takeover:.1f}s, lease {LEASE_SECONDS}s"
     await eventually(lambda: counts_are([2, 2]), timeout=LEASE_SECONDS * 6, interval=0.25,
                      message="the two remaining hosts balance 2/2")  # fmt: skip
     print(f"removed host (kill -9): its partition taken over after {takeover:.1f}s (lease {LEASE_SECONDS:.0f}s)")
