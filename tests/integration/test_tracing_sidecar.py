@@ -16,18 +16,16 @@ from typing import Any
 import pytest
 from durabletask import task
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from durable_azstorage import telemetry
 from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.settings import WorkerSettings
 from tests.helpers import eventually
 from tests.sidecar_support import HostedWorker
+from tests.tracing_support import global_span_exporter
 
 
 def shout(ctx: task.ActivityContext, word: str) -> str:
@@ -47,35 +45,29 @@ def shouting_parent(ctx: task.OrchestrationContext, _: None) -> Generator[task.T
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """The SDK worker emits through the *global* provider: install one (once per process) and listen."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        trace.set_tracer_provider(TracerProvider())
-        provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry.configure(tracer_provider=provider)
-    try:
+    with global_span_exporter() as exporter:
         yield exporter
-    finally:
-        telemetry.disable()
-        exporter.shutdown()  # processors cannot be removed; a shut-down exporter keeps nothing more
+
+
+async def _run_on_the_sidecar(account: StorageAccount, task_hub_name: str, orchestration: str) -> None:
+    """One orchestration to completion on the SDK worker behind an in-process sidecar."""
+    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=1))
+    host = HostedWorker(account, settings, "sidecar")
+    host.add_orchestrator(shouting_parent)
+    host.add_orchestrator(shouting)
+    host.add_activity(shout)
+    async with host as worker:
+        await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
+        async with await TaskHubClient.open(account, task_hub_name) as client:
+            instance_id = await client.schedule_new_orchestration(orchestration)
+            state = await client.wait_for_completion(instance_id, timeout=60)
+    assert state.runtime_status == OrchestrationStatus.Completed
 
 
 async def test_sdk_worker_spans_join_the_client_trace(
     spans: InMemorySpanExporter, storage_account: StorageAccount, task_hub_name: str
 ) -> None:
-    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=1))
-    host = HostedWorker(storage_account, settings, "sidecar")
-    host.add_orchestrator(shouting)
-    host.add_activity(shout)
-    async with host as worker:
-        await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
-        async with await TaskHubClient.open(storage_account, task_hub_name) as client:
-            instance_id = await client.schedule_new_orchestration("shouting")
-            state = await client.wait_for_completion(instance_id, timeout=60)
-    assert state.runtime_status == OrchestrationStatus.Completed
+    await _run_on_the_sidecar(storage_account, task_hub_name, "shouting")
 
     def named(name: str) -> list[Any]:
         return [s for s in spans.get_finished_spans() if s.name == name]
@@ -142,17 +134,7 @@ async def test_sdk_sub_orchestration_client_span_parents_the_child(
     spans: InMemorySpanExporter, storage_account: StorageAccount, task_hub_name: str
 ) -> None:
     """The SDK's CLIENT span for a sub-orchestration: its id kept as ``ClientSpanId``, the child under it."""
-    settings = WorkerSettings(task_hub_name=task_hub_name, max_queue_polling_interval=timedelta(seconds=1))
-    host = HostedWorker(storage_account, settings, "sidecar")
-    host.add_orchestrator(shouting_parent)
-    host.add_orchestrator(shouting)
-    host.add_activity(shout)
-    async with host as worker:
-        await eventually(lambda: len(worker.owned_partitions) == 4, timeout=30, message="partitions claimed")
-        async with await TaskHubClient.open(storage_account, task_hub_name) as client:
-            instance_id = await client.schedule_new_orchestration("shouting_parent")
-            state = await client.wait_for_completion(instance_id, timeout=60)
-    assert state.runtime_status == OrchestrationStatus.Completed
+    await _run_on_the_sidecar(storage_account, task_hub_name, "shouting_parent")
 
     def named(name: str) -> list[Any]:
         return [s for s in spans.get_finished_spans() if s.name == name]

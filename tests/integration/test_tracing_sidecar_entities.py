@@ -15,19 +15,17 @@ from typing import Any
 
 import pytest
 from durabletask import entities, task
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from durable_azstorage import telemetry
 from durable_azstorage.aio import TaskHubClient
 from durable_azstorage.connection import StorageAccount
 from durable_azstorage.model import OrchestrationStatus
 from durable_azstorage.settings import WorkerSettings
 from tests.helpers import eventually
 from tests.sidecar_support import HostedWorker
+from tests.tracing_support import global_span_exporter
 
 
 class Counter(entities.DurableEntity):
@@ -51,20 +49,8 @@ def counting(ctx: task.OrchestrationContext, key: str) -> Generator[task.Task[An
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """The SDK worker emits through the *global* provider: install one (once per process) and listen."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        trace.set_tracer_provider(TracerProvider())
-        provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry.configure(tracer_provider=provider)
-    try:
+    with global_span_exporter() as exporter:
         yield exporter
-    finally:
-        telemetry.disable()
-        exporter.shutdown()  # processors cannot be removed; a shut-down exporter keeps nothing more
 
 
 def _entity_spans(spans: InMemorySpanExporter) -> list[ReadableSpan]:
